@@ -1,0 +1,386 @@
+"""The Python API: ``Assistant().run(...)``, ``.stream(...)``, ``.resume(...)`` and async twins."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from assistant import paths
+from assistant.config import Config, load_config
+from assistant.events import ApprovalRequired, Event, Final, RunResult
+from assistant.graph import RunContext, build_graph
+from assistant.plan import Plan, PlanError
+from assistant.planners.base import Planner, make_planner
+from assistant.sessions import (
+    SessionIndex,
+    SessionInfo,
+    connect,
+    export_session,
+    new_session_id,
+)
+from tools.artifact import Artifact, ArtifactStore
+from tools.errors import ToolError
+from tools.models import ModelManager
+from tools.registry import Registry
+
+Attachment = str | Path | bytes | Artifact | Any
+"""A path, raw bytes, an ``Artifact``, a PIL image, or ``(waveform, sample_rate)``."""
+PlanInput = Plan | dict[str, Any] | list[Any] | str | Path
+
+
+class AttachmentError(ValueError):
+    """An attachment cannot be used (missing, empty, unreadable); nothing was run."""
+
+
+class SessionNotFound(KeyError):
+    def __str__(self) -> str:
+        return f"no session {self.args[0]!r}; `anymodal sessions list` shows them"
+
+
+class Assistant:
+    """Plans and runs requests; every run belongs to a session that can be resumed.
+
+    Args:
+        config: the config; by default read from config.toml and ``ANYMODAL_*`` variables.
+        planner: a planner backend to use instead of the one the config names.
+        registry: the tools; by default every registered tool (entry points, tool_modules).
+        allowed_roots: folders whose files tool arguments may name directly.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        planner: Planner | None = None,
+        registry: Registry | None = None,
+        allowed_roots: Iterable[Path] = (),
+        **overrides: Any,
+    ):
+        self.config = config or load_config(**overrides)
+        self.registry = registry or Registry.discover(
+            self.config.tool_modules, self.config.disabled_tools
+        )
+        self.planner = planner
+        self.models = ModelManager()
+        self.allowed_roots = tuple(Path(p) for p in allowed_roots)
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._graph: Any = None
+        self._index: SessionIndex | None = None
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _open(self) -> tuple[Any, SessionIndex]:
+        with self._lock:
+            if self._graph is None:
+                from langgraph.checkpoint.sqlite import SqliteSaver
+
+                db = paths.sessions_db()
+                saver = SqliteSaver(connect(db))
+                saver.setup()
+                self._graph = build_graph(saver)
+                self._index = SessionIndex(connect(db))
+            assert self._index is not None
+            return self._graph, self._index
+
+    @property
+    def sessions(self) -> SessionIndex:
+        return self._open()[1]
+
+    def store(self, session: str) -> ArtifactStore:
+        return ArtifactStore(paths.session_dir(session) / "artifacts")
+
+    def _context(self, session: str, planner: Planner) -> RunContext:
+        workspace = paths.session_dir(session) / "work"
+        workspace.mkdir(parents=True, exist_ok=True)
+        c = self.config
+        return RunContext(
+            session=session,
+            registry=self.registry,
+            planner=planner,
+            store=self.store(session),
+            workspace=workspace,
+            settings=c.tools,
+            step_timeout=c.step_timeout,
+            max_replans=c.max_replans,
+            approve=c.approve,
+            models=self.models,
+            config=c,
+            cancel=self._cancel,
+            allowed_roots=self.allowed_roots,
+        )
+
+    def _run_config(self, session: str) -> dict[str, Any]:
+        return {
+            "configurable": {"thread_id": session},
+            "max_concurrency": self.config.max_workers,
+            "recursion_limit": 100_000,
+        }
+
+    def _ingest(self, session: str, attachments: Iterable[Attachment]) -> list[dict[str, Any]]:
+        """Put attachments in the session's store, refusing missing and empty files."""
+        from tools.facts import probe
+
+        store = self.store(session)
+        out = []
+        for item in attachments:
+            art = _to_artifact(store, item)
+            out.append(art.with_metadata(**probe(art)).model_dump(mode="json"))
+        return out
+
+    # --- running -----------------------------------------------------------------------------
+
+    def stream(
+        self,
+        prompt: str = "",
+        attachments: Iterable[Attachment] = (),
+        *,
+        session: str | None = None,
+        plan: PlanInput | list[PlanInput] | None = None,
+    ) -> Iterator[Event]:
+        """Run one turn and yield its events; the last one is ``Final``.
+
+        Raises ``AttachmentError`` (nothing run, session unchanged) for an unusable file and
+        ``PlanError`` for a plan file that cannot be read.
+        """
+        session = session or new_session_id()
+        script = _script(plan)
+        atts = self._ingest(session, list(attachments))
+        graph, index = self._open()
+        planner = self.planner or make_planner(self.config.planner, script)
+        index.start_turn(session, prompt or "(plan)")
+        state_in = {"prompt": prompt, "attachments": atts, "script": script}
+        yield from self._drive(session, state_in, planner)
+
+    def run(self, prompt: str = "", attachments: Iterable[Attachment] = (), **kw: Any) -> RunResult:
+        """Run one turn to the end and return its result."""
+        return _last(self.stream(prompt, attachments, **kw))
+
+    def stream_resume(self, session: str, *, approve: bool | None = None) -> Iterator[Event]:
+        """Continue a session that was interrupted (crash, kill, approval) where it stopped.
+
+        Completed steps are not run again. ``approve`` answers a pending approval.
+        """
+        from langgraph.types import Command
+
+        graph, index = self._open()
+        if index.get(session) is None:
+            raise SessionNotFound(session)
+        snapshot = graph.get_state(self._run_config(session))
+        planner = self.planner or make_planner(self.config.planner, snapshot.values.get("script"))
+        if not snapshot.next:
+            yield Final(session=session, result=self._result(session))
+            return
+        waiting = any(t.interrupts for t in snapshot.tasks)
+        if waiting and approve is None:
+            yield from self._approval_events(session)
+            return
+        index.set_status(session, "running")
+        yield from self._drive(session, Command(resume=bool(approve)) if waiting else None, planner)
+
+    def resume(self, session: str, *, approve: bool | None = None) -> RunResult:
+        return _last(self.stream_resume(session, approve=approve))
+
+    def _drive(self, session: str, graph_input: Any, planner: Planner) -> Iterator[Event]:
+        graph, index = self._open()
+        self._cancel.clear()
+        context = self._context(session, planner)
+        try:
+            for mode, chunk in graph.stream(
+                graph_input,
+                self._run_config(session),
+                context=context,
+                stream_mode=["custom", "updates"],
+                durability=self.config.durability,
+            ):
+                if mode == "custom":
+                    yield chunk
+                elif "__interrupt__" in chunk:
+                    index.set_status(session, "waiting")
+                    yield from self._approval_events(session)
+                    return
+        except BaseException:
+            index.set_status(session, "failed")
+            raise
+        result = self._result(session)
+        index.set_status(session, result.status)
+        yield Final(session=session, result=result)
+
+    def _approval_events(self, session: str) -> Iterator[Event]:
+        graph, _ = self._open()
+        snapshot = graph.get_state(self._run_config(session))
+        steps = [s for t in snapshot.tasks for i in t.interrupts for s in i.value["steps"]]
+        yield ApprovalRequired(session=session, steps=steps)
+        text = (
+            "waiting for approval to run: "
+            + ", ".join(f"{s['id']} ({s['tool']})" for s in steps)
+            + f"; answer with `anymodal run --resume {session} --yes` (or --no)"
+        )
+        yield Final(
+            session=session,
+            result=RunResult(
+                session=session, status="interrupted", text=text, plan=snapshot.values.get("plan")
+            ),
+        )
+
+    def _result(self, session: str) -> RunResult:
+        graph, _ = self._open()
+        values = graph.get_state(self._run_config(session)).values
+        final = values.get("final") or {
+            "status": "failed",
+            "text": "the run did not finish",
+            "artifacts": [],
+            "steps": {},
+        }
+        return RunResult(
+            session=session,
+            status=final["status"],
+            text=final["text"],
+            artifacts=[Artifact.model_validate(a) for a in final["artifacts"]],
+            steps=final["steps"],
+            plan=values.get("plan"),
+        )
+
+    def cancel(self) -> None:
+        """Stop the running turn: running steps are told to stop, pending ones are skipped."""
+        self._cancel.set()
+
+    # --- async twins -------------------------------------------------------------------------
+
+    async def astream(
+        self, prompt: str = "", attachments: Iterable[Attachment] = (), **kw: Any
+    ) -> AsyncIterator[Event]:
+        async for event in _to_async(lambda: self.stream(prompt, attachments, **kw)):
+            yield event
+
+    async def arun(
+        self, prompt: str = "", attachments: Iterable[Attachment] = (), **kw: Any
+    ) -> RunResult:
+        return await asyncio.to_thread(self.run, prompt, attachments, **kw)
+
+    async def aresume(self, session: str, *, approve: bool | None = None) -> RunResult:
+        return await asyncio.to_thread(self.resume, session, approve=approve)
+
+    async def astream_resume(
+        self, session: str, *, approve: bool | None = None
+    ) -> AsyncIterator[Event]:
+        async for event in _to_async(lambda: self.stream_resume(session, approve=approve)):
+            yield event
+
+    # --- sessions ----------------------------------------------------------------------------
+
+    def list_sessions(self, limit: int = 50) -> list[SessionInfo]:
+        return self.sessions.list(limit)
+
+    def messages(self, session: str) -> list[dict[str, Any]]:
+        graph, index = self._open()
+        if index.get(session) is None:
+            raise SessionNotFound(session)
+        return list(graph.get_state(self._run_config(session)).values.get("messages") or [])
+
+    def export(self, session: str, folder: Path | str) -> list[Path]:
+        info = self.sessions.get(session)
+        if info is None:
+            raise SessionNotFound(session)
+        return export_session(info, self.messages(session), Path(folder))
+
+    def delete(self, session: str) -> None:
+        graph, index = self._open()
+        if index.get(session) is None:
+            raise SessionNotFound(session)
+        graph.checkpointer.delete_thread(session)
+        index.delete(session)
+        shutil.rmtree(paths.session_dir(session), ignore_errors=True)
+
+
+def _script(plan: PlanInput | list[PlanInput] | None) -> list[dict[str, Any]] | None:
+    """Normalise ``plan=`` (one plan, or one per attempt) to plain dicts, checked for shape."""
+    if plan is None:
+        return None
+    items: list[Any]
+    if (
+        isinstance(plan, list)
+        and plan
+        and isinstance(plan[0], Plan | dict)
+        and (isinstance(plan[0], Plan) or "steps" in plan[0])
+    ):
+        items = plan
+    else:
+        items = [plan]
+    out = []
+    for item in items:
+        if isinstance(item, Path):
+            item = Plan.load(item)
+        elif not isinstance(item, Plan):
+            item = Plan.parse(item)
+        out.append(item.model_dump())
+    return out
+
+
+def _to_artifact(store: ArtifactStore, item: Attachment) -> Artifact:
+    if isinstance(item, Artifact):
+        return item
+    if isinstance(item, str | Path):
+        path = Path(item).expanduser()
+        if not path.exists():
+            raise AttachmentError(f"attachment not found: {path}")
+        if path.is_dir():
+            raise AttachmentError(f"attachment {path} is a folder; attach the files in it")
+        if path.stat().st_size == 0:
+            raise AttachmentError(f"attachment {path} is empty (0 bytes); nothing to work on")
+        try:
+            return store.add_file(path)
+        except ToolError as exc:
+            raise AttachmentError(str(exc)) from None
+    if isinstance(item, bytes):
+        if not item:
+            raise AttachmentError("an attachment is empty (0 bytes); nothing to work on")
+        return store.add_bytes(item)
+    if isinstance(item, tuple) and len(item) == 2:
+        return store.add_audio(item[0], int(item[1]))
+    if hasattr(item, "save") and hasattr(item, "size"):
+        return store.add_image(item)
+    raise AttachmentError(
+        f"cannot attach a {type(item).__name__}; give a path, bytes, a PIL "
+        "image or (waveform, sample_rate)"
+    )
+
+
+def _last(events: Iterator[Event]) -> RunResult:
+    final = None
+    for event in events:
+        if isinstance(event, Final):
+            final = event
+    if final is None:
+        raise RuntimeError("the run ended without a final event")
+    return final.result
+
+
+async def _to_async(make: Any) -> AsyncIterator[Event]:
+    """Drive a blocking generator in a worker thread and yield its items here."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    done = object()
+
+    def pump() -> None:
+        try:
+            for item in make():
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, done)
+
+    task = asyncio.ensure_future(asyncio.to_thread(pump))
+    while (item := await queue.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    await task
+
+
+__all__ = ["Assistant", "AttachmentError", "PlanError", "SessionNotFound"]

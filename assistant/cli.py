@@ -1,0 +1,270 @@
+"""The ``anymodal`` command. Heavy imports happen inside commands so ``--help`` is instant.
+
+Exit codes: 0 done, 1 the task failed, 2 usage error (bad flags, missing files, bad plan).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Wrong input from the user: printed as ``error: ...`` with exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="anymodal",
+        description="A local any-to-any multimodal assistant.",
+        epilog="Examples:\n  anymodal chat\n"
+        '  anymodal run "make it 256 wide" -a photo.jpg --out results/\n'
+        "  anymodal run --plan plan.json -a a.png -a b.png --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="run one task and exit",
+        description="Run one task. PROMPT '-' reads it from stdin.",
+    )
+    run.add_argument("prompt", nargs="?", default="", help="what to do ('-' reads stdin)")
+    run.add_argument(
+        "-a",
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach a file (repeatable; $a1, $a2 ... in plans)",
+    )
+    run.add_argument("--plan", metavar="FILE", help="run this plan (JSON) instead of planning")
+    run.add_argument("--out", metavar="DIR", help="copy the resulting artifacts here")
+    run.add_argument("--json", action="store_true", help="print one JSON object as the result")
+    run.add_argument("--session", metavar="ID", help="continue this session with a new turn")
+    run.add_argument("--resume", metavar="ID", help="resume an interrupted session")
+    answer = run.add_mutually_exclusive_group()
+    answer.add_argument("--yes", action="store_true", help="approve steps that ask for it")
+    answer.add_argument("--no", action="store_true", help="refuse steps that ask for it")
+    run.add_argument("--timeout", type=float, metavar="S", help="seconds each step may run")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+    chat = sub.add_parser("chat", help="talk to anymodal in the terminal")
+    chat.add_argument("--session", metavar="ID", help="continue this session")
+
+    tools = sub.add_parser("tools", help="the tools the planner can use")
+    tools_sub = tools.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tl = tools_sub.add_parser("list", help="name, description, schema and modalities")
+    tl.add_argument("--json", action="store_true")
+
+    ses = sub.add_parser("sessions", help="list, show, export or delete sessions")
+    ses_sub = ses.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sl = ses_sub.add_parser("list", help="recent sessions")
+    sl.add_argument("--json", action="store_true")
+    sl.add_argument("-n", type=int, default=30, help="how many")
+    ss = ses_sub.add_parser("show", help="a session's messages and artifacts")
+    ss.add_argument("id")
+    ss.add_argument("--json", action="store_true")
+    se = ses_sub.add_parser("export", help="write Markdown and JSON with the artifacts")
+    se.add_argument("id")
+    se.add_argument("--out", metavar="DIR", default=".", help="folder to write to")
+    sd = ses_sub.add_parser("delete", help="delete a session and its artifacts")
+    sd.add_argument("id")
+
+    cfg = sub.add_parser("config", help="where config and data live, and the values in force")
+    cfg.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {
+        "run": cmd_run,
+        "chat": cmd_chat,
+        "tools": cmd_tools,
+        "sessions": cmd_sessions,
+        "config": cmd_config,
+    }[args.command]
+    try:
+        return handler(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _assistant(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from assistant.api import Assistant
+
+    try:
+        return Assistant(**overrides)
+    except ValidationError as exc:
+        raise UsageError(f"bad configuration: {exc}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from assistant.api import AttachmentError, SessionNotFound
+    from assistant.plan import PlanError
+    from assistant.render import render_events
+
+    if args.resume and (args.prompt or args.attach or args.plan):
+        raise UsageError("--resume continues a session as it was; give no prompt, files or plan")
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not args.resume and not prompt.strip() and not args.plan:
+        raise UsageError(
+            "give a prompt (or '-' to read it from stdin), --plan FILE, or --resume ID"
+        )
+    for f in args.attach:
+        if not Path(f).is_file():
+            raise UsageError(f"attachment not found: {f}")
+    assistant = _assistant(step_timeout=args.timeout)
+    try:
+        if args.resume:
+            approve = True if args.yes else False if args.no else None
+            events = assistant.stream_resume(args.resume, approve=approve)
+        else:
+            plan = Path(args.plan) if args.plan else None
+            events = assistant.stream(prompt, args.attach, session=args.session, plan=plan)
+        result = _consume(events, args, render_events)
+        if result.status == "interrupted" and (args.yes or args.no):
+            events = assistant.stream_resume(result.session, approve=bool(args.yes))
+            result = _consume(events, args, render_events)
+    except (AttachmentError, PlanError, SessionNotFound) as exc:
+        raise UsageError(str(exc)) from None
+    copied = []
+    if args.out:
+        store = assistant.store(result.session)
+        copied = [str(store.copy_out(a, args.out)) for a in result.artifacts]
+    if args.json:
+        out = result.to_json()
+        if copied:
+            out["copied"] = copied
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        print(result.text)
+        for path in copied:
+            print(f"saved {path}")
+        print(f"session {result.session}", file=sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _consume(events: Any, args: argparse.Namespace, render_events: Any) -> Any:
+    from assistant.events import Final
+
+    if args.quiet or args.json:
+        result = None
+        for ev in events:
+            if isinstance(ev, Final):
+                result = ev.result
+        return result
+    return render_events(events, _console())
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from assistant.chat import chat_loop
+
+    return chat_loop(_assistant(), session=args.session)
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    from assistant.config import load_config
+    from tools.registry import Registry
+
+    cfg = load_config()
+    reg = Registry.discover(cfg.tool_modules, cfg.disabled_tools)
+    if args.json:
+        print(json.dumps(reg.specs(), indent=2))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("tool", "in", "out", "arguments", "description", show_lines=False)
+    for t in reg:
+        spec = t.spec()
+        props = spec["input_schema"].get("properties", {})
+        required = set(spec["input_schema"].get("required", []))
+        arg_list = ", ".join(k + ("" if k in required else "?") for k in props)
+        table.add_row(
+            t.name,
+            ",".join(spec["input_modalities"]) or "-",
+            ",".join(spec["output_modalities"]) or "any",
+            arg_list,
+            t.description,
+        )
+    Console().print(table)
+    for name, err in reg.load_errors.items():
+        print(f"plugin {name} failed to load: {err}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    import time
+
+    from assistant.api import SessionNotFound
+
+    assistant = _assistant()
+    try:
+        if args.action == "list":
+            rows = assistant.list_sessions(args.n)
+            if args.json:
+                print(json.dumps([r.__dict__ for r in rows], indent=2))
+            for r in [] if args.json else rows:
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.updated))
+                print(f"{r.id}  {when}  {r.status:<11} {r.turns:>3} turn(s)  {r.title}")
+        elif args.action == "show":
+            messages = assistant.messages(args.id)
+            if args.json:
+                print(json.dumps(messages, indent=2, default=str))
+            for m in [] if args.json else messages:
+                print(f"[{m['role']}] {m['content']}")
+                for a in m.get("artifacts") or []:
+                    print(f"    {a['modality']:<6} {a['path']}")
+        elif args.action == "export":
+            for path in assistant.export(args.id, args.out):
+                print(path)
+        elif args.action == "delete":
+            assistant.delete(args.id)
+            print(f"deleted {args.id}")
+    except SessionNotFound as exc:
+        raise UsageError(str(exc)) from None
+    return EXIT_OK
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from assistant import paths
+    from assistant.config import load_config
+
+    cfg = load_config()
+    where = {
+        "config_file": str(paths.config_file()),
+        "data": str(paths.data_dir()),
+        "cache": str(paths.cache_dir()),
+    }
+    if args.json:
+        print(json.dumps({"paths": where, "config": cfg.model_dump()}, indent=2))
+    else:
+        for k, v in where.items():
+            print(f"{k:<12} {v}")
+        print()
+        for k, v in cfg.model_dump().items():
+            print(f"{k} = {v!r}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

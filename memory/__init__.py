@@ -1,0 +1,1 @@
+"""Cross-modal memory: embeddings, a FAISS index and recall of past artifacts (to come)."""

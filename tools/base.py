@@ -1,0 +1,269 @@
+"""Tool, its context and result, and the artifact slots tool inputs declare."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+)
+
+from tools.artifact import Artifact, ArtifactStore, Modality
+from tools.errors import ToolError
+from tools.settings import ToolSettings
+
+REF_PATTERN = re.compile(r"^\$([A-Za-z][A-Za-z0-9_-]*)(?:\.([A-Za-z0-9]+))?$")
+"""``$a1`` (first attachment), ``$s1`` (step s1's first output), ``$s1.2`` (its second),
+``$s1.image`` (its first image)."""
+
+ATTACHMENT_PATTERN = re.compile(r"^a(\d+)$")
+
+
+class Cancelled(ToolError):
+    """The step was cancelled (by the user, or because it ran past its timeout)."""
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(arguments)"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One readable line per problem: ``width: Input should be a valid integer (got 'abc')``."""
+    lines = []
+    for err in exc.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        where = _format_location(err["loc"])
+        if err["type"] in ("missing", "value_error", "assertion_error") or isinstance(got, dict):
+            lines.append(f"{where}: {msg}")
+        else:
+            lines.append(f"{where}: {msg} (got {got!r})")
+    return "; ".join(lines)
+
+
+def artifact_input(*modalities: Modality, description: str = "") -> Any:
+    """An input slot that takes an artifact reference and hands the tool an ``Artifact``.
+
+    In a plan the value is a string: ``$a1`` (an attachment), ``$s1`` / ``$s1.2`` (an earlier
+    step's output), or an artifact id. Validation resolves it through the resolver the
+    executor puts in the validation context, and checks the modality.
+    """
+    wanted = tuple(modalities)
+    kinds = "/".join(m.value for m in wanted) or "any"
+
+    def resolve(value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, Artifact):
+            art = value
+        elif isinstance(value, str):
+            resolver = (info.context or {}).get("resolve")
+            if resolver is None:
+                raise ValueError(f"cannot resolve artifact reference {value!r} outside a run")
+            try:
+                art = resolver(value)
+            except ToolError as exc:
+                raise ValueError(str(exc)) from None
+        elif isinstance(value, Mapping) and {"id", "path", "modality"} <= value.keys():
+            art = Artifact.model_validate(value)
+        else:
+            raise ValueError(
+                f"expected an artifact reference such as '$a1' or '$s1', got {value!r}"
+            )
+        if wanted and art.modality not in wanted and not art.metadata.get("any_modality"):
+            raise ValueError(f"{art.label()} is {art.modality.value}; this needs {kinds}")
+        return art
+
+    schema = {
+        "type": "string",
+        "description": (description + " " if description else "")
+        + f"({kinds} artifact: '$a1' for the first attachment, '$s1' for step s1's output)",
+        "x-modality": [m.value for m in wanted],
+    }
+    return Annotated[Artifact, BeforeValidator(resolve), WithJsonSchema(schema)]
+
+
+ImageInput = artifact_input(Modality.IMAGE)
+AudioInput = artifact_input(Modality.AUDIO)
+VideoInput = artifact_input(Modality.VIDEO)
+MeshInput = artifact_input(Modality.MESH)
+TextInput = artifact_input(Modality.TEXT)
+AnyInput = artifact_input()
+
+
+def input_modalities_of(model: type[BaseModel]) -> tuple[Modality, ...]:
+    """The modalities an input model's artifact slots accept, in schema order."""
+    found: list[Modality] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for m in node.get("x-modality", ()):
+                if Modality(m) not in found:
+                    found.append(Modality(m))
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(model.model_json_schema())
+    return tuple(found)
+
+
+class ToolResult(BaseModel):
+    """What a tool returns: artifacts, JSON-able data, and a one-line summary."""
+
+    artifacts: list[Artifact] = Field(default_factory=list)
+    """Outputs, in order: ``$s1`` is the first, ``$s1.2`` the second."""
+    data: dict[str, Any] = Field(default_factory=dict)
+    """Structured results (boxes, segments, facts) for the planner and callers."""
+    summary: str = ""
+    """One line saying what was done, used in the reply."""
+
+
+ProgressFn = Callable[[float, str, Artifact | None], None]
+
+
+def _no_progress(fraction: float, message: str, preview: Artifact | None) -> None:
+    return None
+
+
+@dataclass
+class ToolContext:
+    """What a running tool may use: the store, progress, cancellation, settings, models."""
+
+    store: ArtifactStore
+    workspace: Path
+    settings: ToolSettings = field(default_factory=ToolSettings)
+    models: Any = None
+    """The model manager (``tools.models.ModelManager``): loads models lazily, cached."""
+    config: Any = None
+    """The assistant's full config, for tools that need more than ``settings``."""
+    step_id: str = ""
+    progress_fn: ProgressFn = _no_progress
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    refs: dict[str, list[Artifact]] = field(default_factory=dict)
+    """Named outputs a reference can point at: ``{"a1": [...], "s1": [...]}``."""
+    allowed_roots: tuple[Path, ...] = ()
+    """Folders, besides the store and workspace, whose files a tool argument may name."""
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise ``Cancelled`` if the step was cancelled; call it between units of work."""
+        if self.cancel_event.is_set():
+            raise Cancelled("cancelled")
+
+    def report(self, fraction: float, message: str = "", preview: Artifact | None = None) -> None:
+        """Report progress (0..1) with a message and optionally a preview artifact."""
+        self.progress_fn(max(0.0, min(1.0, fraction)), message, preview)
+
+    def resolve(self, value: str) -> Artifact:
+        """Turn a reference, an artifact id or a path inside the session into an artifact."""
+        m = REF_PATTERN.match(value)
+        if m:
+            name, sel = m.group(1), m.group(2)
+            if name not in self.refs:
+                kind = "attachment" if ATTACHMENT_PATTERN.match(name) else "step output"
+                raise ToolError(
+                    f"{value} names no {kind}; known: "
+                    + (", ".join("$" + k for k in self.refs) or "none")
+                )
+            return select_output(self.refs[name], sel, value)
+        found = self.store.get(value) if re.fullmatch(r"[0-9a-f]{12,64}", value) else None
+        if found is not None:
+            return self.store.add_file(found)
+        path = Path(value).expanduser()
+        roots = (self.store.root, self.workspace, *self.allowed_roots)
+        if not any(_inside(path, root) for root in roots):
+            raise ToolError(
+                f"path {value} is outside the session; attach the file instead "
+                "(anymodal run -a FILE, or attachments=[...]) and refer to it as $a1"
+            )
+        return self.store.add_file(path)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def select_output(outputs: list[Artifact], selector: str | None, ref: str) -> Artifact:
+    """Pick from a step's outputs: none means the first, a number is 1-based, else a modality."""
+    if not outputs:
+        raise ToolError(f"{ref}: that step produced no artifacts")
+    if selector is None:
+        return outputs[0]
+    if selector.isdigit():
+        index = int(selector)
+        if not 1 <= index <= len(outputs):
+            raise ToolError(f"{ref}: that step produced {len(outputs)} artifact(s)")
+        return outputs[index - 1]
+    for art in outputs:
+        if art.modality.value == selector:
+            return art
+    raise ToolError(f"{ref}: that step produced no {selector} artifact")
+
+
+class Tool:
+    """A capability the planner can call. Subclasses set the class attributes and ``run``.
+
+    Heavy setup (models) belongs in ``run``, through ``ctx.models``, never in ``__init__``.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    inputs: ClassVar[type[BaseModel]]
+    outputs: ClassVar[tuple[Modality, ...]] = ()
+    """Modalities of the artifacts the tool returns, for plan checks and the catalog."""
+    needs_approval: ClassVar[bool] = False
+    """Ask the user before running (e.g. the tool spends money or touches the network)."""
+    timeout: ClassVar[float | None] = None
+    """Seconds before the step is stopped; None uses the config's ``step_timeout``."""
+
+    def run(self, args: Any, ctx: ToolContext) -> ToolResult:
+        raise NotImplementedError
+
+    @property
+    def input_modalities(self) -> tuple[Modality, ...]:
+        return input_modalities_of(self.inputs)
+
+    def input_schema(self) -> dict[str, Any]:
+        return self.inputs.model_json_schema()
+
+    def parse(self, args: Mapping[str, Any], ctx: ToolContext) -> BaseModel:
+        """Validate raw arguments, resolving artifact references through ``ctx``."""
+        try:
+            return self.inputs.model_validate(dict(args), context={"resolve": ctx.resolve})
+        except ValidationError as exc:
+            raise ToolError(f"{self.name}: {describe_validation_error(exc)}") from None
+
+    def __call__(self, ctx: ToolContext, /, **args: Any) -> ToolResult:
+        """Validate ``args`` and run: the direct way to use a tool from Python."""
+        return self.run(self.parse(args, ctx), ctx)
+
+    def spec(self) -> dict[str, Any]:
+        """The catalog entry the planner and ``anymodal tools list`` see."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.input_schema(),
+            "input_modalities": [m.value for m in self.input_modalities],
+            "output_modalities": [m.value for m in self.outputs],
+        }
+
+    def __repr__(self) -> str:
+        return f"<tool {self.name}>"
