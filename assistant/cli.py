@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume and (args.prompt or args.attach or args.plan):
         raise UsageError("--resume continues a session as it was; give no prompt, files or plan")
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = sys.stdin.read().strip() if args.prompt == "-" else args.prompt
     if not args.resume and not prompt.strip() and not args.plan:
         raise UsageError(
             "give a prompt (or '-' to read it from stdin), --plan FILE, or --resume ID"

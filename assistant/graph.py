@@ -381,12 +381,12 @@ def respond(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
         )
     plan_error = state.get("plan_error")
     ok = plan_ is not None and not plan_error and all(s["status"] == "ok" for s in steps)
-    if state.get("approved") is False:
-        ok = False
-        steps = [s for s in steps if s["status"] == "ok"]
     failures = list(state.get("failures") or [])
     if state.get("approved") is False:
-        failures.append({"step": None, "tool": None, "error": "the user did not approve it"})
+        ok = False
+        refused = ", ".join(f"{s['id']} ({s['tool']})" for s in steps)
+        plan_error = f"you did not approve running {refused}, so nothing ran"
+        steps = []
     request = RespondRequest(
         prompt=state.get("prompt", ""),
         status="ok" if ok else "failed",

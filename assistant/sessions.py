@@ -59,6 +59,7 @@ class SessionIndex:
 
     def start_turn(self, session: str, title: str) -> None:
         now = time.time()
+        title = (title.strip().splitlines() or [""])[0]
         self.conn.execute(
             "INSERT INTO anymodal_sessions (id, title, created, updated, status, turns) "
             "VALUES (?, ?, ?, ?, 'running', 1) ON CONFLICT(id) DO UPDATE SET "

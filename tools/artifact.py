@@ -62,15 +62,20 @@ def modality_of(mime: str, suffix: str = "") -> Modality:
     return Modality.FILE
 
 
+_CANONICAL_MIME = {
+    "audio/x-wav": "audio/wav",
+    "audio/x-flac": "audio/flac",
+    "audio/x-m4a": "audio/mp4",
+}
+
+
 def sniff_mime(data: bytes, name: str = "") -> str:
     """Guess a mime type from the bytes first, the file name second."""
     import filetype
 
     kind = filetype.guess(data[:8192])
     if kind is not None:
-        mime = kind.mime
-        if mime == "audio/x-wav":
-            mime = "audio/wav"
+        mime = _CANONICAL_MIME.get(kind.mime, kind.mime)
         if mime == "video/mp4" and name.lower().endswith((".m4a", ".aac")):
             mime = "audio/mp4"
         return mime
@@ -86,9 +91,14 @@ def sniff_mime(data: bytes, name: str = "") -> str:
     guessed, _ = mimetypes.guess_type(name) if name else (None, None)
     if guessed:
         return guessed
+    head = data[:65536]
     try:
-        data[:65536].decode("utf-8")
-    except UnicodeDecodeError:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Our cut may split a multi-byte character at the very end: that is still text.
+        if len(data) <= len(head) or exc.start < len(head) - 4:
+            return "application/octet-stream"
+    if b"\x00" in head:
         return "application/octet-stream"
     return "text/plain"
 

@@ -41,14 +41,14 @@ def _store(
     ctx: ToolContext,
     data: Any,
     rate: int,
-    source: Artifact | None,
+    origin: Artifact | None,
     suffix: str,
     fmt: str | None = None,
     **metadata: Any,
 ) -> Artifact:
-    stem = Path(source.name).stem if source and source.name else "audio"
+    stem = Path(origin.name).stem if origin and origin.name else "audio"
     if fmt is None:
-        ext = Path(source.path).suffix.lstrip(".") if source else "wav"
+        ext = Path(origin.path).suffix.lstrip(".") if origin else "wav"
         fmt = ext if ext in ("wav", "flac", "ogg") else "wav"
     return ctx.store.add_audio(
         data, rate, name=f"{stem}-{suffix}.{fmt}", metadata={"source_step": ctx.step_id, **metadata}

