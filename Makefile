@@ -36,12 +36,14 @@ run: setup
 lint: setup
 	$(BIN)/ruff check assistant tools memory tui prompts tests benchmarks
 	$(BIN)/ruff format --check assistant tools memory tui prompts tests benchmarks
+	$(BIN)/mypy assistant tools memory tui prompts
 
 test: lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python benchmarks/orchestration.py
+	$(BIN)/python benchmarks/startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

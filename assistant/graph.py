@@ -74,6 +74,14 @@ class State(TypedDict, total=False):
     final: dict[str, Any] | None
 
 
+class StepTask(TypedDict):
+    """What ``schedule`` sends to one ``run_step`` task."""
+
+    step: dict[str, Any]
+    refs: dict[str, list[dict[str, Any]]]
+    """Attachments and the outputs of the steps this one depends on."""
+
+
 @dataclass
 class RunContext:
     """The live objects a run uses; never checkpointed."""
@@ -125,7 +133,7 @@ def _tool_context(
 # --- nodes -----------------------------------------------------------------------------------
 
 
-def ingest(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
+def ingest(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Record the user's turn and start a fresh plan record."""
     atts = state.get("attachments") or []
     message = {"role": "user", "content": state.get("prompt", ""), "artifacts": atts}
@@ -142,7 +150,7 @@ def ingest(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
     }
 
 
-def plan(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
+def plan(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     rc = runtime.context
     attempt = state.get("attempt", 0) + 1
     attachments = _artifacts(state.get("attachments") or [])
@@ -185,7 +193,7 @@ def _needs_approval(plan_: Plan, rc: RunContext) -> list[dict[str, Any]]:
     return [s.model_dump() for s in marked]
 
 
-def approve(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
+def approve(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Pause for a human yes/no; resumed with ``Command(resume=True|False)``."""
     steps = _needs_approval(Plan.model_validate(state["plan"]), runtime.context)
     answer = interrupt({"steps": steps})
@@ -201,7 +209,7 @@ def _blocked_by(step_refs: list[str], results: dict[str, Any]) -> str | None:
     return None
 
 
-def schedule(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
+def schedule(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Mark steps that can no longer run (a dependency failed, or the run was cancelled)."""
     plan_ = Plan.model_validate(state["plan"])
     results = state.get("results") or {}
@@ -242,11 +250,12 @@ def dispatch(state: State) -> list[Send] | Literal["check"]:
             continue
         refs = {f"a{i}": [a] for i, a in enumerate(attachments, 1)}
         refs.update({d: results[d]["artifacts"] for d in deps[step.id]})
-        sends.append(Send("run_step", {"step": step.model_dump(), "refs": refs}))
+        task: StepTask = {"step": step.model_dump(), "refs": refs}
+        sends.append(Send("run_step", task))
     return sends or "check"
 
 
-def run_step(payload: dict[str, Any], runtime: Runtime[RunContext]) -> dict[str, Any]:
+def run_step(payload: StepTask, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Run one tool with a timeout; the result (or error) is the step's checkpointed record."""
     rc = runtime.context
     step = payload["step"]
@@ -345,7 +354,7 @@ def _run_with_timeout(
     return result, None
 
 
-def check(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
+def check(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Collect failures of this attempt for the planner to see."""
     results = state.get("results") or {}
     new = [
@@ -356,7 +365,7 @@ def check(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
     return {"failures": [*(state.get("failures") or []), *new]} if new else {}
 
 
-def respond(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
+def respond(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     rc = runtime.context
     plan_ = Plan.model_validate(state["plan"]) if state.get("plan") else None
     results = state.get("results") or {}
@@ -417,7 +426,7 @@ def respond(state: State, runtime: Runtime[RunContext]) -> dict[str, Any]:
 # --- edges -----------------------------------------------------------------------------------
 
 
-def after_plan(state: State, runtime: Runtime[RunContext]) -> str:
+def after_plan(state: State, *, runtime: Runtime[RunContext]) -> str:
     rc = runtime.context
     if state.get("stop"):
         return "respond"
@@ -433,7 +442,7 @@ def after_approve(state: State) -> str:
     return "schedule" if state.get("approved") else "respond"
 
 
-def after_check(state: State, runtime: Runtime[RunContext]) -> str:
+def after_check(state: State, *, runtime: Runtime[RunContext]) -> str:
     rc = runtime.context
     failed = any(r["status"] == "failed" for r in (state.get("results") or {}).values())
     if failed and not rc.cancel.is_set() and state["attempt"] <= rc.max_replans:
@@ -447,7 +456,8 @@ def build_graph(checkpointer: Any = None) -> Any:
     g.add_node("plan", plan)
     g.add_node("approve", approve)
     g.add_node("schedule", schedule)
-    g.add_node("run_step", run_step)
+    # A Send target takes its own input, which the overloads do not model.
+    g.add_node("run_step", run_step, input_schema=StepTask)  # type: ignore[call-overload]
     g.add_node("check", check)
     g.add_node("respond", respond)
     g.add_edge(START, "ingest")

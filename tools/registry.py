@@ -62,6 +62,10 @@ class Registry:
     def specs(self) -> list[dict[str, Any]]:
         return [t.spec() for t in self]
 
+    def as_langchain_tools(self, make_context: Callable[[], ToolContext]) -> list[Any]:
+        """Every tool as a langchain-core tool (see ``as_langchain_tool``)."""
+        return [as_langchain_tool(t, make_context) for t in self]
+
     @classmethod
     def discover(cls, modules: Iterable[str] = (), disabled: Iterable[str] = ()) -> Registry:
         """Tools from the ``anymodal.tools`` entry points plus any extra modules.
@@ -158,7 +162,7 @@ class FunctionTool(Tool):
             default = ... if param.default is inspect.Parameter.empty else param.default
             fields[pname] = (hints[pname], Field(default, description=arg_docs.get(pname)))
         model_name = "".join(p.title() for p in self.name.split("_")) + "Args"
-        self.inputs = create_model(  # type: ignore[misc,call-overload]
+        self.inputs = create_model(  # type: ignore[misc]
             model_name, __config__=ConfigDict(extra="forbid"), **fields
         )
 

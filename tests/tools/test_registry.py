@@ -142,6 +142,7 @@ def test_langchain_export_validates_resolves_and_returns_artifacts(tmp_path, ima
     message = lc.invoke(call)
     assert "resized b.jpg from 300x200 to 150x100" in message.content
     assert message.artifact.artifacts[0].metadata["width"] == 150
+    assert {t.name for t in reg.as_langchain_tools(lambda: ctx)} == set(reg.names())
 
 
 def test_missing_extra_names_the_pip_line(monkeypatch, tmp_path, wav):
