@@ -7,14 +7,14 @@ Writes benchmarks/results/orchestration.json. Target: under 5 ms per step on a 2
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_io import write_results
 
 from assistant import Assistant
 from tools import ArtifactStore, Registry, TextInput, ToolContext, function_tool
@@ -74,21 +74,10 @@ def main() -> None:
             "graph_run_ms_median": round(statistics.median(graph_times) * 1000, 2),
             "direct_ms_median": round(statistics.median(direct_times) * 1000, 3),
         }
-    out = {
-        "benchmark": "orchestration_overhead",
-        "target_ms_per_step": 5.0,
-        "durability": assistant.config.durability,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "results": figures,
-    }
-    dest = Path(__file__).parent / "results" / "orchestration.json"
-    dest.parent.mkdir(exist_ok=True)
-    dest.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
+    write_results(
+        "orchestration",
+        {"target_ms_per_step": 5.0, "durability": assistant.config.durability, "results": figures},
+    )
 
 
 if __name__ == "__main__":

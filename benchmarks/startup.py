@@ -5,12 +5,12 @@ Writes benchmarks/results/startup.json. Target for --help: well under a second.
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from results_io import write_results
 
 ROUNDS = 7
 
@@ -30,11 +30,7 @@ def main() -> None:
             "min_ms": round(min(times) * 1000, 1),
             "rounds": ROUNDS,
         }
-    out = {"benchmark": "cli_startup", "target_help_ms": 1000, "results": results}
-    dest = Path(__file__).parent / "results" / "startup.json"
-    dest.parent.mkdir(exist_ok=True)
-    dest.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
+    write_results("startup", {"target_help_ms": 1000, "results": results})
 
 
 if __name__ == "__main__":

@@ -73,6 +73,27 @@ def wav(tmp_path: Path) -> Path:
     return make_wav(tmp_path / "tone.wav", 2.0)
 
 
+@pytest.fixture
+def run(tmp_path: Path) -> Any:
+    """Call a registered tool on files, which become ``$a1``, ``$a2`` ...:
+    ``run("resize_image", [path], image="$a1", width=64)``."""
+    from tools import ArtifactStore, Registry, ToolContext, ToolSettings
+
+    reg = Registry.discover()
+
+    def call(tool: str, files: list[Path], settings: Any = None, **args: Any) -> Any:
+        ctx = ToolContext(
+            store=ArtifactStore(tmp_path / "store"),
+            workspace=tmp_path / "w",
+            settings=settings or ToolSettings(),
+        )
+        for i, f in enumerate(files, 1):
+            ctx.refs[f"a{i}"] = [ctx.store.add_file(f)]
+        return reg.get(tool)(ctx, **args)
+
+    return call
+
+
 def plugin_assistant(**overrides: Any) -> Any:
     """An Assistant with the test tools (tests/plugin_tools.py) loaded as a tool module."""
     from assistant import Assistant

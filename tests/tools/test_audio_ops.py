@@ -9,24 +9,7 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import make_wav
-from tools import ArtifactStore, Registry, ToolContext, ToolError, ToolSettings
-
-
-@pytest.fixture
-def run(tmp_path):
-    reg = Registry.discover()
-
-    def call(tool, files, settings=None, **args):
-        ctx = ToolContext(
-            store=ArtifactStore(tmp_path / "store"),
-            workspace=tmp_path / "w",
-            settings=settings or ToolSettings(),
-        )
-        for i, f in enumerate(files, 1):
-            ctx.refs[f"a{i}"] = [ctx.store.add_file(f)]
-        return reg.get(tool)(ctx, **args)
-
-    return call
+from tools import ArtifactStore, ToolError, ToolSettings
 
 
 def test_trim_keeps_the_asked_span(run, wav):

@@ -5,25 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from tools import ArtifactStore, Registry, ToolContext, ToolError, ToolSettings
-
-
-@pytest.fixture
-def run(tmp_path):
-    """Call a registered tool on files: ``run("resize_image", [path], width=...)``."""
-    reg = Registry.discover()
-
-    def call(tool, files, settings=None, **args):
-        ctx = ToolContext(
-            store=ArtifactStore(tmp_path / "store"),
-            workspace=tmp_path / "w",
-            settings=settings or ToolSettings(),
-        )
-        for i, f in enumerate(files, 1):
-            ctx.refs[f"a{i}"] = [ctx.store.add_file(f)]
-        return reg.get(tool)(ctx, **args)
-
-    return call
+from tools import ToolError, ToolSettings
 
 
 def _size(art):
