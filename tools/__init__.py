@@ -11,11 +11,13 @@ from tools.base import (
     ImageInput,
     MeshInput,
     TextInput,
+    TextLike,
     Tool,
     ToolContext,
     ToolResult,
     VideoInput,
     artifact_input,
+    text_input,
 )
 from tools.errors import MissingExtra, ToolError, require
 from tools.models import ModelManager
@@ -35,6 +37,7 @@ __all__ = [
     "ModelManager",
     "Registry",
     "TextInput",
+    "TextLike",
     "Tool",
     "ToolContext",
     "ToolError",
@@ -42,6 +45,7 @@ __all__ = [
     "ToolSettings",
     "VideoInput",
     "artifact_input",
+    "text_input",
     "as_langchain_tool",
     "function_tool",
     "require",

@@ -51,6 +51,17 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def _resolve_reference(value: str, info: ValidationInfo) -> Artifact:
+    """Resolve through the resolver the caller put in the validation context."""
+    resolver = (info.context or {}).get("resolve")
+    if resolver is None:
+        raise ValueError(f"cannot resolve artifact reference {value!r} outside a run")
+    try:
+        return resolver(value)
+    except ToolError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def artifact_input(*modalities: Modality, description: str = "") -> Any:
     """An input slot that takes an artifact reference and hands the tool an ``Artifact``.
 
@@ -65,13 +76,7 @@ def artifact_input(*modalities: Modality, description: str = "") -> Any:
         if isinstance(value, Artifact):
             art = value
         elif isinstance(value, str):
-            resolver = (info.context or {}).get("resolve")
-            if resolver is None:
-                raise ValueError(f"cannot resolve artifact reference {value!r} outside a run")
-            try:
-                art = resolver(value)
-            except ToolError as exc:
-                raise ValueError(str(exc)) from None
+            art = _resolve_reference(value, info)
         elif isinstance(value, Mapping) and {"id", "path", "modality"} <= value.keys():
             art = Artifact.model_validate(value)
         else:
@@ -97,6 +102,37 @@ VideoInput = artifact_input(Modality.VIDEO)
 MeshInput = artifact_input(Modality.MESH)
 TextInput = artifact_input(Modality.TEXT)
 AnyInput = artifact_input()
+
+
+def text_input(description: str = "") -> Any:
+    """An input slot for text: literal text, or a reference to a text artifact whose content
+    the tool receives instead (``"$s1"`` after a transcription, say)."""
+
+    def resolve(value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, Artifact):
+            art = value
+        elif isinstance(value, str) and REF_PATTERN.match(value):
+            art = _resolve_reference(value, info)
+        else:
+            return value
+        if art.metadata.get("placeholder"):
+            if art.modality not in (Modality.TEXT,) and not art.metadata.get("any_modality"):
+                raise ValueError(f"{value} is {art.modality.value}; this needs text")
+            return ""  # checked at plan time; the real text arrives when the step runs
+        if art.modality is not Modality.TEXT:
+            raise ValueError(f"{art.label()} is {art.modality.value}; this needs text")
+        return art.read_text()
+
+    schema = {
+        "type": "string",
+        "description": (description + " " if description else "")
+        + "(literal text, or '$s1' for the text a step produced)",
+        "x-modality": [Modality.TEXT.value],
+    }
+    return Annotated[str, BeforeValidator(resolve), WithJsonSchema(schema)]
+
+
+TextLike = text_input()
 
 
 def input_modalities_of(model: type[BaseModel]) -> tuple[Modality, ...]:
@@ -154,6 +190,10 @@ class ToolContext:
     """Named outputs a reference can point at: ``{"a1": [...], "s1": [...]}``."""
     allowed_roots: tuple[Path, ...] = ()
     """Folders, besides the store and workspace, whose files a tool argument may name."""
+    llm: Callable[[list[dict[str, Any]], Callable[[str], None] | None], str] | None = None
+    """The configured language model: ``llm(messages, on_token) -> text``; None if none."""
+    token_fn: Callable[[str], None] | None = None
+    """Streams text a tool writes (e.g. ``write_text``) to the event stream as it comes."""
 
     @property
     def cancelled(self) -> bool:
@@ -243,6 +283,15 @@ class Tool:
 
     def input_schema(self) -> dict[str, Any]:
         return self.inputs.model_json_schema()
+
+    def check_args(self, args: Mapping[str, Any], resolve: Callable[[str], Artifact]) -> str | None:
+        """What is wrong with ``args`` as a plan gives them (None if nothing), resolving
+        references through ``resolve``; used to check plans before they run."""
+        try:
+            self.inputs.model_validate(dict(args), context={"resolve": resolve})
+        except ValidationError as exc:
+            return describe_validation_error(exc)
+        return None
 
     def parse(self, args: Mapping[str, Any], ctx: ToolContext) -> BaseModel:
         """Validate raw arguments, resolving artifact references through ``ctx``."""
