@@ -42,8 +42,11 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python benchmarks/orchestration.py
-	$(BIN)/python benchmarks/startup.py
+	cd benchmarks && ../$(BIN)/python orchestration.py
+	cd benchmarks && ../$(BIN)/python startup.py
+	cd benchmarks && ../$(BIN)/python model_load.py
+	cd benchmarks && ../$(BIN)/python planner_latency.py
+	cd benchmarks && ../$(BIN)/python planner_eval.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

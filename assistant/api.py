@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,8 @@ class Assistant:
 
     Args:
         config: the config; by default read from config.toml and ``ANYMODAL_*`` variables.
-        planner: a planner backend to use instead of the one the config names.
+        planner: a planner object to use instead of the one the config names, or the name
+            of a configured backend ("llama", "openai", "transformers").
         registry: the tools; by default every registered tool (entry points, tool_modules).
         allowed_roots: folders whose files tool arguments may name directly.
     """
@@ -60,12 +61,21 @@ class Assistant:
         allowed_roots: Iterable[Path] = (),
         **overrides: Any,
     ):
+        if isinstance(planner, str):  # a backend name from the config's choices
+            overrides["planner"], planner = planner, None
         self.config = config or load_config(**overrides)
         self.registry = registry or Registry.discover(
             self.config.tool_modules, self.config.disabled_tools
         )
         self.planner = planner
-        self.models = ModelManager()
+        c = self.config
+        self.models = ModelManager(
+            paths.cache_dir(),
+            models=c.models,
+            budget_bytes=c.model_budget_mb * 2**20,
+            device=c.device,
+            dtype=c.dtype,
+        )
         self.allowed_roots = tuple(Path(p) for p in allowed_roots)
         self._cancel = threading.Event()
         self._lock = threading.Lock()
@@ -112,7 +122,19 @@ class Assistant:
             config=c,
             cancel=self._cancel,
             allowed_roots=self.allowed_roots,
+            llm=self._language_model,
         )
+
+    def _language_model(
+        self, messages: list[dict[str, Any]], on_token: Callable[[str], None] | None
+    ) -> str:
+        """The configured chat model, for text tools: the planner's own when it has one."""
+        from assistant.planners.base import configured_planner
+
+        backend = getattr(self.planner, "backend", None)
+        if backend is None:
+            backend = configured_planner(self.config, self.models).backend
+        return str(backend.chat(messages, on_token=on_token).text)
 
     def _run_config(self, session: str) -> dict[str, Any]:
         return {
@@ -123,14 +145,8 @@ class Assistant:
 
     def _ingest(self, session: str, attachments: Iterable[Attachment]) -> list[dict[str, Any]]:
         """Put attachments in the session's store, refusing missing and empty files."""
-        from tools.facts import probe
-
-        store = self.store(session)
-        out = []
-        for item in attachments:
-            art = _to_artifact(store, item)
-            out.append(art.with_metadata(**probe(art)).model_dump(mode="json"))
-        return out
+        arts = attach(self.store(session), attachments)
+        return [a.model_dump(mode="json") for a in arts]
 
     # --- running -----------------------------------------------------------------------------
 
@@ -151,7 +167,7 @@ class Assistant:
         script = _script(plan)
         atts = self._ingest(session, list(attachments))
         graph, index = self._open()
-        planner = self.planner or make_planner(self.config.planner, script)
+        planner = make_planner(self.config, self.models, script, self.planner)
         index.start_turn(session, prompt or "(plan)")
         state_in = {"prompt": prompt, "attachments": atts, "script": script}
         yield from self._drive(session, state_in, planner)
@@ -171,7 +187,9 @@ class Assistant:
         if index.get(session) is None:
             raise SessionNotFound(session)
         snapshot = graph.get_state(self._run_config(session))
-        planner = self.planner or make_planner(self.config.planner, snapshot.values.get("script"))
+        planner = make_planner(
+            self.config, self.models, snapshot.values.get("script"), self.planner
+        )
         if not snapshot.next:
             yield Final(session=session, result=self._result(session))
             return
@@ -318,6 +336,21 @@ def _script(plan: PlanInput | list[PlanInput] | None) -> list[dict[str, Any]] | 
         elif not isinstance(item, Plan):
             item = Plan.parse(item)
         out.append(item.model_dump())
+    return out
+
+
+def attach(store: ArtifactStore, items: Iterable[Attachment]) -> list[Artifact]:
+    """Store attachments with cheap facts (size, duration) in their metadata.
+
+    Raises ``AttachmentError`` for a missing, empty or unusable item; nothing is half-done
+    that matters: the store is content-addressed, so a retry writes nothing twice.
+    """
+    from tools.facts import probe
+
+    out = []
+    for item in items:
+        art = _to_artifact(store, item)
+        out.append(art.with_metadata(**probe(art)))
     return out
 
 

@@ -54,6 +54,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, metavar="S", help="seconds each step may run")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
+    pl = sub.add_parser("plan", help="print the plan for a request without running it")
+    pl.add_argument("prompt", help="the request ('-' reads stdin)")
+    pl.add_argument(
+        "-a",
+        "--attach",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach a file (repeatable)",
+    )
+    pl.add_argument(
+        "--tools",
+        metavar="CATALOG.json",
+        help="plan against this tool catalog instead of the registered tools",
+    )
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON only")
+
     chat = sub.add_parser("chat", help="talk to anymodal in the terminal")
     chat.add_argument("--session", metavar="ID", help="continue this session")
 
@@ -76,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     sd = ses_sub.add_parser("delete", help="delete a session and its artifacts")
     sd.add_argument("id")
 
+    from assistant import models_cli
+
+    models_cli.register(sub)
+
     cfg = sub.add_parser("config", help="where config and data live, and the values in force")
     cfg.add_argument("--json", action="store_true")
     return p
@@ -85,9 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {
         "run": cmd_run,
+        "plan": cmd_plan,
         "chat": cmd_chat,
         "tools": cmd_tools,
         "sessions": cmd_sessions,
+        "models": cmd_models,
         "config": cmd_config,
     }[args.command]
     try:
@@ -175,6 +198,48 @@ def _consume(events: Any, args: argparse.Namespace, render_events: Any) -> Any:
     return render_events(events, _console())
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    import tempfile
+    import time
+
+    from assistant.api import AttachmentError, attach
+    from assistant.catalog_tools import load_catalog
+    from assistant.plan import PlanError
+    from assistant.planners.base import make_planner
+    from assistant.planning import make_plan
+    from tools.artifact import ArtifactStore
+    from tools.errors import ToolError
+
+    prompt = sys.stdin.read().strip() if args.prompt == "-" else args.prompt
+    assistant = _assistant()
+    try:
+        registry = load_catalog(args.tools) if args.tools else assistant.registry
+    except ToolError as exc:
+        raise UsageError(str(exc)) from None
+    scratch = Path(tempfile.mkdtemp(prefix="anymodal-plan-"))
+    try:
+        atts = attach(ArtifactStore(scratch / "artifacts"), args.attach)
+    except AttachmentError as exc:
+        raise UsageError(str(exc)) from None
+    planner = make_planner(assistant.config, assistant.models)
+    start = time.perf_counter()
+    try:
+        plan = make_plan(planner, prompt, atts, registry, scratch)
+    except PlanError as exc:
+        print(f"no valid plan: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    seconds = time.perf_counter() - start
+    if args.json:
+        print(json.dumps(plan.model_dump(exclude_none=True), indent=2))
+    else:
+        for step in plan.steps:
+            print(f"{step.id}: {step.tool} {json.dumps(step.args)}")
+        if plan.reply:
+            print(plan.reply)
+        print(f"planned by {planner.name} in {seconds:.1f}s", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from assistant.chat import chat_loop
 
@@ -243,6 +308,12 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     except SessionNotFound as exc:
         raise UsageError(str(exc)) from None
     return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from assistant import models_cli
+
+    return models_cli.run(args)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

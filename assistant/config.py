@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,6 +14,53 @@ from pydantic_settings import (
 
 from assistant import paths
 from tools.settings import ToolSettings
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+
+class LlamaSettings(_Section):
+    """The llama.cpp planner (GGUF through xllamacpp)."""
+
+    model: str = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+    """A catalog name or a path to a .gguf file."""
+    mmproj: str | None = None
+    """Vision projector (.gguf) for a vision-language GGUF model, so images reach the planner."""
+    n_ctx: int = Field(8192, ge=512)
+    """Context window in tokens."""
+    threads: int = Field(0, ge=0)
+    """CPU threads; 0 uses every core."""
+    max_tokens: int = Field(512, ge=16)
+    """Longest plan or reply the model may write."""
+    temperature: float = Field(0.0, ge=0)
+    """Sampling temperature; 0 is greedy (plans should be repeatable)."""
+    prefix_cache: bool = True
+    """Keep the fixed prompt prefix (instructions, tools) in the KV cache between requests."""
+
+
+class TransformersSettings(_Section):
+    """The transformers vision-language planner (LLaVA, LLaVA-NeXT, Idefics3, Qwen2.5-VL)."""
+
+    model: str | None = None
+    """A Hub id or a local folder, e.g. 'llava-hf/llava-1.5-7b-hf'."""
+    max_new_tokens: int = Field(512, ge=16)
+    """Longest plan or reply the model may write."""
+
+
+class OpenAISettings(_Section):
+    """Any OpenAI-compatible endpoint: Ollama, vLLM, llama.cpp server, hosted APIs."""
+
+    base_url: str = "http://127.0.0.1:11434/v1"
+    """The API root (Ollama's default shown)."""
+    model: str = "qwen2.5:7b"
+    """The model name the endpoint knows."""
+    api_key: str | None = None
+    """Bearer token, if the endpoint wants one."""
+    timeout: float = Field(120.0, gt=0)
+    """Seconds to wait for an answer."""
+    native_tools: bool = True
+    """Ask for native tool calls; off, the plan is requested as JSON text."""
 
 
 class Config(BaseSettings):
@@ -27,8 +74,25 @@ class Config(BaseSettings):
         use_attribute_docstrings=True,
     )
 
-    planner: Literal["auto", "scripted"] = "auto"
-    """Which planner backend plans requests; 'auto' picks the best one installed."""
+    planner: Literal["auto", "llama", "transformers", "openai", "scripted"] = "auto"
+    """Which planner backend plans requests; 'auto' uses llama.cpp when its model is installed."""
+    llama: LlamaSettings = Field(default_factory=LlamaSettings)
+    """The llama.cpp backend (the embedded default)."""
+    transformers: TransformersSettings = Field(default_factory=TransformersSettings)
+    """The transformers vision-language backend."""
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    """The OpenAI-compatible endpoint backend."""
+    shortlist_size: int = Field(64, ge=1)
+    """With more tools than this, the planner sees only this many, the most relevant (fewer
+    are all shown, so their prompt stays cached; the most relevant are suggested)."""
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Extra model catalog entries, by name (same fields as the built-in catalog)."""
+    model_budget_mb: int = Field(8192, ge=64)
+    """Memory loaded models may use together; the least recently used go first."""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    """Where models run; 'auto' picks cuda, then mps, then cpu."""
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    """Model precision; 'auto' is float16 on GPUs and float32 on CPUs."""
     max_workers: int = Field(4, ge=1, le=64)
     """Steps that may run at the same time."""
     step_timeout: float = Field(600.0, gt=0)

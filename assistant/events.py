@@ -67,6 +67,8 @@ class ApprovalRequired(_Event):
 class Token(_Event):
     type: Literal["token"] = "token"
     text: str
+    step: str | None = None
+    """The step writing this text (a text tool), or None for the final answer."""
 
 
 class RunResult(BaseModel):

@@ -7,6 +7,7 @@ step is checkpointed on its own and a resumed session never redoes it.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -28,7 +29,14 @@ from assistant.events import (
     StepStarted,
     Token,
 )
-from assistant.plan import Plan, PlanError, PlannerUnavailable, references, validate_plan
+from assistant.plan import (
+    Plan,
+    PlanError,
+    PlannerUnavailable,
+    PlansUsedUp,
+    references,
+    validate_plan,
+)
 from assistant.planners.base import Planner, PlanRequest, RespondRequest
 from tools.artifact import Artifact, ArtifactStore
 from tools.base import Tool, ToolContext, ToolResult
@@ -99,6 +107,8 @@ class RunContext:
     config: Any = None
     cancel: threading.Event = field(default_factory=threading.Event)
     allowed_roots: tuple[Path, ...] = ()
+    llm: Any = None
+    """``llm(messages, on_token) -> text`` for text tools; loads the model on first use."""
 
 
 def _emit(event: Any) -> None:
@@ -124,6 +134,7 @@ def _tool_context(
         step_id=step_id,
         refs=refs or {},
         allowed_roots=rc.allowed_roots,
+        llm=rc.llm,
     )
     if progress is not None:
         ctx.progress_fn = progress
@@ -154,6 +165,8 @@ def plan(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     rc = runtime.context
     attempt = state.get("attempt", 0) + 1
     attachments = _artifacts(state.get("attachments") or [])
+    refs = {f"a{i}": [a] for i, a in enumerate(attachments, 1)}
+    ctx = _tool_context(rc, refs=refs)
     request = PlanRequest(
         prompt=state.get("prompt", ""),
         attachments=attachments,
@@ -162,14 +175,20 @@ def plan(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
         attempt=attempt,
         failures=state.get("failures") or [],
         previous_plan=state.get("plan"),
+        check=lambda p: validate_plan(p, rc.registry, attachments, ctx),
     )
-    refs = {f"a{i}": [a] for i, a in enumerate(attachments, 1)}
     try:
-        new_plan = rc.planner.plan(request)
-        validate_plan(new_plan, rc.registry, attachments, _tool_context(rc, refs=refs))
+        try:
+            new_plan = rc.planner.plan(request)
+        except (ToolError, OSError, RuntimeError, ValueError) as exc:
+            if isinstance(exc, PlanError):
+                raise
+            log.exception("planner %s failed", rc.planner.name)
+            raise PlannerUnavailable(f"the planner ({rc.planner.name}) failed: {exc}") from exc
+        validate_plan(new_plan, rc.registry, attachments, ctx)
     except PlanError as exc:
         _emit(PlanRejected(session=rc.session, error=str(exc), attempt=attempt))
-        if isinstance(exc, PlannerUnavailable) and attempt > 1:
+        if isinstance(exc, PlansUsedUp):
             # Nothing new to try: stop, keeping the earlier attempt's record as the story.
             return {"attempt": attempt, "stop": True}
         failure = {"step": None, "tool": None, "error": str(exc)}
@@ -271,6 +290,7 @@ def run_step(payload: StepTask, *, runtime: Runtime[RunContext]) -> dict[str, An
 
     refs = {k: _artifacts(v) for k, v in payload["refs"].items()}
     ctx = _tool_context(rc, sid, refs, progress)
+    ctx.token_fn = lambda text: writer(Token(session=rc.session, text=text, step=sid))
     tool = rc.registry.get(tool_name)
     timeout = tool.timeout or rc.step_timeout
     writer(StepStarted(session=rc.session, step=sid, tool=tool_name))
@@ -337,7 +357,12 @@ def _run_with_timeout(
         finally:
             done.set()
 
-    threading.Thread(target=target, name=f"step-{ctx.step_id}", daemon=True).start()
+    # The copied context carries LangGraph's run config, so the tool's progress and tokens
+    # reach the event stream from its own thread.
+    context = contextvars.copy_context()
+    threading.Thread(
+        target=context.run, args=(target,), name=f"step-{ctx.step_id}", daemon=True
+    ).start()
     deadline = time.monotonic() + timeout
     while not done.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
         if cancel.is_set():

@@ -35,6 +35,10 @@ class PlannerUnavailable(PlanError):
     """No planner can plan this request at all; asking again would not help."""
 
 
+class PlansUsedUp(PlannerUnavailable):
+    """A scripted planner has no further plan: the earlier attempt's outcome stands."""
+
+
 class Step(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -121,6 +125,26 @@ def references(value: Any) -> list[str]:
     return found
 
 
+def _takes_artifacts(prop: dict[str, Any], defs: dict[str, Any]) -> bool:
+    if "$ref" in prop:
+        prop = defs.get(prop["$ref"].rsplit("/", 1)[-1], {})
+    if prop.get("x-modality") is not None:
+        return True
+    subs = [prop.get("items"), *(prop.get("anyOf") or [])]
+    return any(isinstance(sub, dict) and _takes_artifacts(sub, defs) for sub in subs)
+
+
+def misplaced_references(args: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """References written where the tool takes a plain value (``"url": "$a1"``)."""
+    props, defs = schema.get("properties", {}), schema.get("$defs", {})
+    return [
+        f"{name}: {value!r} is a reference, but {name} takes a plain value, not an artifact"
+        for name, value in args.items()
+        if name in props and not _takes_artifacts(props[name], defs)
+        for _ in references(value)[:1]
+    ]
+
+
 def _placeholder(name: str, modality: Modality | None) -> Artifact:
     """Stands in for an output that does not exist yet; ``None`` means any modality."""
     return Artifact(
@@ -149,6 +173,10 @@ def validate_plan(
         except ToolError as exc:
             problems.append(f"{step.id}: {exc}")
             continue
+        problems += [
+            f"{step.id} ({tool.name}): {p}"
+            for p in misplaced_references(step.args, tool.input_schema())
+        ]
         for name in references(step.args):
             if name == step.id:
                 problems.append(f"{step.id}: refers to its own output (${name})")
@@ -186,9 +214,11 @@ def validate_plan(
             return _placeholder(name, outputs[min(int(sel or 1), len(outputs)) - 1])
 
         try:
-            tool.inputs.model_validate(step.args, context={"resolve": resolve})
-        except ValidationError as exc:
-            problems.append(f"{step.id} ({tool.name}): {describe_validation_error(exc)}")
+            problem = tool.check_args(step.args, resolve)
+        except ToolError as exc:  # a selector that is neither a number nor a modality
+            problem = str(exc)
+        if problem:
+            problems.append(f"{step.id} ({tool.name}): {problem}")
     if not problems:
         try:
             plan.order()

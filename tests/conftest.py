@@ -16,10 +16,18 @@ REPO = Path(__file__).resolve().parents[1]
 MEDIA = REPO.parent / "shared" / "media"
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the whole run: offline packs are assembled into it once."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own config, data and cache folders."""
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> Path:
+    """Every test gets its own config and data folders; the model cache is shared."""
     h = tmp_path / "home"
+    h.mkdir()
+    (h / "cache").symlink_to(model_cache, target_is_directory=True)
     monkeypatch.setenv("ANYMODAL_HOME", str(h))
     for var in [v for v in os.environ if v.startswith("ANYMODAL_") and v != "ANYMODAL_HOME"]:
         monkeypatch.delenv(var)

@@ -44,6 +44,7 @@ def count(label: str, log: str, after: TextInput | None = None, ctx: ToolContext
         log: the file to append to
         after: an output this step must wait for
     """
+    ctx.report(0.5, f"writing {label}")
     with open(log, "a") as fh:
         fh.write(label + "\n")
     return f"{label} done"

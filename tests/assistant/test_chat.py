@@ -9,12 +9,14 @@ from rich.console import Console
 
 from assistant import Assistant
 from assistant.chat import ChatLoop
+from assistant.planners.base import NoPlanner
 from tests.assistant.test_cli import PLAN, anymodal
 
 
 def _loop():
     out = io.StringIO()
-    return ChatLoop(Assistant(), Console(file=out, width=200)), out
+    no_model = Assistant(planner=NoPlanner("no planner model in this test"))
+    return ChatLoop(no_model, Console(file=out, width=200)), out
 
 
 def test_attach_plan_and_session_commands(images, tmp_path):

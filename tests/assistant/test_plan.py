@@ -93,6 +93,10 @@ def _count(tmp_path, sid="s1", **extra):
             ],
             "path /etc/hostname is outside the session; attach the file instead",
         ),
+        (
+            lambda p: [_count(p), {"id": "s2", "tool": "download_url", "args": {"url": "$a1"}}],
+            "url: '$a1' is a reference, but url takes a plain value",
+        ),
     ],
     ids=[
         "unknown-tool",
@@ -107,6 +111,7 @@ def _count(tmp_path, sid="s1", **extra):
         "wrong-modality",
         "wrong-output-modality",
         "path-outside-session",
+        "reference-in-plain-field",
     ],
 )
 def test_invalid_plan_is_rejected_and_nothing_runs(make_plan, expected, images, tmp_path):

@@ -17,6 +17,7 @@ from assistant.events import (
     StepFailed,
     StepFinished,
 )
+from assistant.planners.base import NoPlanner
 from tests.conftest import check_event_order, plugin_assistant
 
 BRANCH_JOIN = {
@@ -122,7 +123,7 @@ def test_plan_with_no_steps_is_a_plain_reply():
 
 
 def test_free_text_without_a_planner_model_says_how_to_go_on():
-    events = list(Assistant().stream("make a cat picture"))
+    events = list(Assistant(planner=NoPlanner("no model here")).stream("make a cat picture"))
     rejected = [e for e in events if isinstance(e, PlanRejected)]
     assert len(rejected) == 1  # not re-asked: asking again cannot help
     assert "--plan" in events[-1].result.text
@@ -247,3 +248,17 @@ def test_python_attachments_from_memory():
     assert result.ok, result.text
     assert result.artifacts[0].metadata["height"] == 20
     assert result.artifacts[1].metadata["duration"] == pytest.approx(0.5)
+
+
+def test_progress_from_a_tool_thread_reaches_the_stream(tmp_path):
+    from assistant.events import StepProgress
+
+    plan = {
+        "steps": [
+            {"id": "s1", "tool": "count", "args": {"label": "p", "log": str(tmp_path / "log")}}
+        ]
+    }
+    events = list(plugin_assistant().stream("x", plan=plan))
+    check_event_order(events, plan)
+    progress = [e for e in events if isinstance(e, StepProgress)]
+    assert [(e.step, e.fraction, e.message) for e in progress] == [("s1", 0.5, "writing p")]

@@ -1,0 +1,84 @@
+"""The embedded default: Qwen2.5-Coder-1.5B (offline pack) on llama.cpp plans real requests
+that then run. Slow-ish (a few seconds a request), but run in CI: it is the product."""
+
+from __future__ import annotations
+
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from assistant import Assistant
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def planner(model_cache):
+    """The configured default planner, loaded once for the module."""
+    pytest.importorskip("xllamacpp", reason="the llm extra is not installed")
+    from assistant.config import Config
+    from assistant.planners.base import configured_planner
+    from tools.models import ModelManager
+
+    config = Config()
+    models = ModelManager(model_cache)
+    try:
+        models.path(config.llama.model)
+    except Exception as exc:  # the pack is installed by `make setup`
+        pytest.skip(f"planner model not installed: {exc}")
+    return configured_planner(config, models)
+
+
+@pytest.fixture
+def assistant(planner):
+    return Assistant(planner=planner)
+
+
+def _run(assistant, prompt, files):
+    result = assistant.run(prompt, files)
+    assert result.ok, result.text
+    assert result.plan and result.plan["steps"]
+    return result
+
+
+def test_resize_request(assistant, media):
+    result = _run(assistant, "resize this photo to 128 pixels wide", [media / "13181.jpg"])
+    assert [s["tool"] for s in result.plan["steps"]] == ["resize_image"]
+    with Image.open(result.artifacts[-1].path) as img:
+        assert img.width == 128
+
+
+def test_convert_request(assistant, media):
+    result = _run(assistant, "convert this image to webp", [media / "08078.jpg"])
+    assert result.artifacts[-1].mime == "image/webp"
+
+
+def test_trim_request(assistant, media):
+    result = _run(
+        assistant, "cut the recording from second 1 to second 2", [media / "1284-1180-0003.flac"]
+    )
+    info = sf.info(result.artifacts[-1].path)
+    assert info.duration == pytest.approx(1.0, abs=0.01)
+
+
+def test_plan_command_against_a_tool_catalog(media, model_cache, home):
+    """`anymodal plan --tools` plans against described tools it cannot run."""
+    import json
+
+    from tests.assistant.test_cli import anymodal
+    from tests.conftest import REPO
+
+    catalog = REPO / "benchmarks" / "planner_eval" / "tools.json"
+    proc = anymodal(
+        "plan",
+        "write down what is said in this recording",
+        "-a",
+        str(media / "1284-1180-0003.flac"),
+        "--tools",
+        str(catalog),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["steps"] and plan["steps"][0]["args"].get("audio") == "$a1"
+    assert plan["steps"][0]["tool"] == "transcribe"

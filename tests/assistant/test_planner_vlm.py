@@ -1,0 +1,390 @@
+"""The transformers vision-language planner, on a tiny random-weight LLaVA built here and loaded
+back through ``from_pretrained`` (the path real weights take): the attached image reaches the
+vision tower, the real chat template and parsing turn a scripted answer into a valid plan, and
+a whole run plans and resizes a real photo."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from assistant import Assistant
+from assistant.config import load_config
+from assistant.plan import PlannerUnavailable, validate_plan
+from assistant.planners.base import NoPlanner, PlanRequest, make_planner
+from assistant.planners.vlm import (
+    TransformersBackend,
+    chat_messages,
+    load_vlm,
+    transformers_planner,
+)
+from tools import ArtifactStore, Registry, ToolContext
+from tools.errors import ToolError
+from tools.models import ModelManager
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+torch.set_num_threads(1)
+
+IMAGE_SIZE = 32
+PATCH = 8
+IMAGE_TOKENS = (IMAGE_SIZE // PATCH) ** 2  # CLIP's class token is dropped ("default")
+
+TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>\n"
+    "{% for p in m['content'] %}"
+    "{% if p['type'] == 'image' %}<image>{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
+    "{% endfor %}</s>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+"""A minimal chat template: image parts become the ``<image>`` token where they stand."""
+
+PLAN = {"steps": [{"id": "s1", "tool": "resize_image", "args": {"image": "$a1", "width": 64}}]}
+ANSWER = f"Sure! Here is the plan:\n```json\n{json.dumps(PLAN)}\n```\nIt resizes the photo."
+
+
+def _tokenizer() -> Any:
+    """A byte-level BPE tokenizer (any text encodes), trained on the prompt templates."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<pad>", "<s>", "</s>", "<image>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    prompts = Path(__file__).resolve().parents[2] / "prompts"
+    tok.train_from_iterator(
+        [p.read_text() for p in sorted(prompts.glob("*.j2"))] + [ANSWER], trainer
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+
+
+def build_tiny_llava(folder: Path) -> Path:
+    """Save a random-weight LLaVA (tiny CLIP tower, tiny Llama) and its processor to ``folder``."""
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+    tokenizer = _tokenizer()
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessorPil(
+            size={"shortest_edge": IMAGE_SIZE},
+            crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        ),
+        tokenizer=tokenizer,
+        patch_size=PATCH,
+        num_additional_image_tokens=1,
+        vision_feature_select_strategy="default",
+        chat_template=TEMPLATE,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=IMAGE_SIZE,
+        patch_size=PATCH,
+    )
+    text = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=48,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+
+
+@pytest.fixture
+def photo(media: Path, tmp_path: Path) -> Path:
+    """A real photo, made small so the run stays fast."""
+    with Image.open(media / "08078.jpg") as img:
+        img.convert("RGB").resize((160, 120)).save(tmp_path / "photo.jpg")
+    return tmp_path / "photo.jpg"
+
+
+class ScriptedGenerate:
+    """Stands in for ``model.generate``: records its inputs and writes the given answers as
+    token ids after the prompt (streaming them when asked), as the real one does."""
+
+    def __init__(self, tokenizer: Any, answers: list[str]):
+        self.tokenizer = tokenizer
+        self.answers = list(answers)
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, input_ids: Any, streamer: Any = None, **kwargs: Any) -> Any:
+        self.calls.append({"input_ids": input_ids, **kwargs})
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        ids = self.tokenizer.encode(answer, add_special_tokens=False)
+        new = torch.tensor([[*ids, self.tokenizer.eos_token_id]])
+        if streamer is not None:
+            streamer.put(input_ids)  # the prompt, which the streamer skips
+            for i in range(new.shape[1]):
+                streamer.put(new[:, i])
+            streamer.end()
+        return torch.cat([input_ids, new], dim=1)
+
+    def prompt(self, call: int) -> str:
+        return str(self.tokenizer.decode(self.calls[call]["input_ids"][0]))
+
+
+def _user(text: str, image: Path) -> list[dict[str, Any]]:
+    return [
+        {"role": "system", "content": "You plan."},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": text}, {"type": "image", "path": str(image)}],
+        },
+    ]
+
+
+# --- the image reaches the model; random weights write text ---------------------------------
+
+
+def test_attached_image_reaches_the_vision_tower_and_random_weights_write(tiny_llava, photo):
+    models = ModelManager()
+    backend = TransformersBackend(str(tiny_llava), models=models, max_new_tokens=6)
+    vlm = backend.load()
+    assert backend.load() is vlm  # cached by the manager, which counts its weights
+    assert models.used_bytes == (tiny_llava / "model.safetensors").stat().st_size
+    assert vlm.device == "cpu" and vlm.model.dtype == torch.float32
+    seen: list[Any] = []
+
+    def grab(module: Any, args: tuple, kwargs: dict) -> None:
+        seen.append(kwargs.get("pixel_values", args[0] if args else None))
+
+    hook = vlm.model.model.vision_tower.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        reply = backend.chat(_user("make it 64 wide", photo), schema={"type": "object"})
+        pieces: list[str] = []
+        streamed = backend.chat(_user("make it 64 wide", photo), on_token=pieces.append)
+    finally:
+        hook.remove()
+
+    with Image.open(photo) as img:
+        expected = vlm.processor.image_processor(images=img.convert("RGB"), return_tensors="pt")[
+            "pixel_values"
+        ]
+    assert len(seen) == 2  # once per chat: the image is read when the prompt is
+    assert seen[0].shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert torch.allclose(seen[0], expected)
+    assert reply.text.strip() and reply.tool_calls == []
+    # Greedy decoding: streaming gives the same text, piece by piece.
+    assert "".join(pieces) == streamed.text == reply.text
+
+
+def test_the_prompt_holds_one_image_token_per_patch(tiny_llava, photo, monkeypatch):
+    backend = TransformersBackend(str(tiny_llava))
+    vlm = backend.load()
+    script = ScriptedGenerate(vlm.tokenizer, ["ok"])
+    monkeypatch.setattr(vlm.model, "generate", script)
+    assert backend.chat(_user("describe", photo), max_tokens=20).text == "ok"
+    call = script.calls[0]
+    image_id = vlm.model.config.image_token_index
+    assert int((call["input_ids"] == image_id).sum()) == IMAGE_TOKENS
+    assert call["pixel_values"].shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert call["max_new_tokens"] == 20 and call["do_sample"] is False
+    prompt = script.prompt(0)
+    assert prompt.startswith("<|system|>\nYou plan.</s>\n<|user|>\ndescribe<image>")
+    assert prompt.endswith("<|assistant|>\n")
+
+
+def test_configured_precision_reaches_the_model_and_its_inputs(tiny_llava, photo):
+    backend = TransformersBackend(str(tiny_llava), device="cpu", dtype="bfloat16")
+    vlm = backend.load()
+    assert vlm.model.dtype == torch.bfloat16
+    batch = backend.inputs(vlm, _user("hi", photo))
+    assert batch["pixel_values"].dtype == torch.bfloat16
+    assert batch["input_ids"].dtype == torch.long
+    assert isinstance(backend.chat(_user("hi", photo), max_tokens=3).text, str)
+
+
+# --- scripted answers through the real template and parser ----------------------------------
+
+
+def test_planner_turns_the_answer_into_a_valid_plan_and_repairs(tiny_llava, photo, tmp_path):
+    config = load_config(
+        planner="transformers", transformers={"model": str(tiny_llava), "max_new_tokens": 200}
+    )
+    models = ModelManager()
+    planner = transformers_planner(config, models)
+    vlm = planner.backend.load()  # type: ignore[attr-defined]
+    bad = '{"steps":[{"id":"s1","tool":"resize_picture","args":{"image":"$a1"}}]}'
+    script = ScriptedGenerate(vlm.tokenizer, [bad, ANSWER])
+    vlm.model.generate = script
+
+    registry = Registry.discover()
+    ctx = ToolContext(store=ArtifactStore(tmp_path / "store"), workspace=tmp_path / "w")
+    attachment = ctx.store.add_file(photo)
+    ctx.refs["a1"] = [attachment]
+    request = PlanRequest(
+        prompt="make this photo 64 pixels wide",
+        attachments=[attachment],
+        tools=registry.specs(),
+        check=lambda p: validate_plan(p, registry, [attachment], ctx),
+    )
+    plan = planner.plan(request)
+    validate_plan(plan, registry, [attachment], ctx)
+
+    assert plan.model_dump(exclude_none=True) == PLAN
+    assert len(script.calls) == 2 and script.calls[0]["max_new_tokens"] == 200
+    first, second = script.prompt(0), script.prompt(1)
+    assert "resize_image(" in first and "Request: make this photo 64 pixels wide" in first
+    assert first.count("<image>") == IMAGE_TOKENS
+    # The repair turn: the bad answer as the assistant's message, then the problem.
+    assert f"<|assistant|>\n{bad}</s>" in second and "That plan cannot run" in second
+    assert "resize_picture" in second
+
+
+def test_a_whole_run_plans_with_the_model_and_resizes_the_photo(tiny_llava, photo):
+    model = str(tiny_llava)
+    assistant = Assistant(planner="transformers", transformers={"model": model})
+    # Loaded ahead through the manager under the backend's key, so the run uses this one.
+    vlm = assistant.models.load(f"transformers:{model}", lambda: load_vlm(model))
+    script = ScriptedGenerate(vlm.tokenizer, [ANSWER, "Resized the photo to 64 pixels wide."])
+    vlm.model.generate = script
+
+    result = assistant.run("make this photo 64 pixels wide", [photo])
+
+    assert result.ok, result.text
+    assert result.plan is not None and result.plan["steps"] == PLAN["steps"]
+    out = Path(result.artifacts[-1].path)
+    assert out.stat().st_size > 0
+    with Image.open(out) as img:
+        assert img.size == (64, 48)
+    assert "Resized the photo to 64 pixels wide." in result.text
+    assert script.calls[0]["pixel_values"].shape == (1, 3, IMAGE_SIZE, IMAGE_SIZE)
+    assert "pixel_values" not in script.calls[1]  # the answer is written from text alone
+
+
+# --- messages and errors ----------------------------------------------------------------------
+
+
+def test_messages_become_transformers_chat_content(photo):
+    msgs = chat_messages(
+        [
+            {"role": "system", "content": "plan"},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "hi"}, {"type": "image", "path": str(photo)}],
+            },
+        ]
+    )
+    assert msgs[0] == {"role": "system", "content": [{"type": "text", "text": "plan"}]}
+    text, image = msgs[1]["content"]
+    assert text == {"type": "text", "text": "hi"}
+    assert image["type"] == "image" and image["image"].size == (160, 120)
+    with pytest.raises(ToolError, match="cannot read the attached image"):
+        chat_messages([{"role": "user", "content": [{"type": "image", "path": "/no/x.png"}]}])
+
+
+def test_no_model_configured_says_what_to_set():
+    config = load_config(planner="transformers")
+    with pytest.raises(ToolError, match="set transformers.model to a Hub id or folder"):
+        transformers_planner(config, ModelManager())
+    planner = make_planner(config, ModelManager())
+    assert isinstance(planner, NoPlanner)
+    with pytest.raises(PlannerUnavailable, match="transformers.model"):
+        planner.plan(PlanRequest(prompt="x", attachments=[], tools=[]))
+
+
+@pytest.mark.parametrize("model", ["/no/such/llava-folder", "nobody/no-such-vlm"])
+def test_a_missing_model_names_it_and_the_offline_switch(model):
+    with pytest.raises(ToolError) as info:
+        TransformersBackend(model).load()
+    assert model in str(info.value) and "HF_HUB_OFFLINE" in str(info.value)
+    # Found out before any weights load, so a run still ends with a reply that says why.
+    result = Assistant(planner="transformers", transformers={"model": model}).run("make it small")
+    assert result.status == "failed"
+    assert model in result.text and "HF_HUB_OFFLINE" in result.text
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is not None,
+    reason="torchvision is installed, so Qwen2.5-VL's processor builds",
+)
+def test_a_processor_that_needs_torchvision_says_which_models_work(tiny_llava, tmp_path):
+    folder = tmp_path / "qwen-like"
+    shutil.copytree(tiny_llava, folder)
+    settings = json.loads((folder / "processor_config.json").read_text())
+    vision = {"patch_size": 14, "temporal_patch_size": 2, "merge_size": 2}
+    settings.update(
+        processor_class="Qwen2_5_VLProcessor",
+        image_processor={"image_processor_type": "Qwen2VLImageProcessor", **vision},
+        video_processor={"video_processor_type": "Qwen2VLVideoProcessor", **vision},
+    )
+    (folder / "processor_config.json").write_text(json.dumps(settings))
+    with pytest.raises(ToolError) as info:
+        TransformersBackend(str(folder)).load()
+    message = str(info.value)
+    assert str(folder) in message and "torchvision" in message.lower()
+    assert "LLaVA, LLaVA-NeXT or Idefics3" in message
+
+
+def test_a_chat_template_that_refuses_the_chat_says_so(tiny_llava, tmp_path, photo):
+    folder = tmp_path / "strict"
+    shutil.copytree(tiny_llava, folder)
+    (folder / "chat_template.jinja").write_text(
+        "{% if messages[0]['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}"
+    )
+    with pytest.raises(ToolError, match="System role not supported") as info:
+        TransformersBackend(str(folder)).chat(_user("hi", photo))
+    assert str(folder) in str(info.value)
+
+
+@pytest.mark.timeout(30)
+def test_a_failure_while_streaming_reaches_the_caller(tiny_llava, photo, monkeypatch):
+    backend = TransformersBackend(str(tiny_llava))
+    vlm = backend.load()
+
+    def broken(**kwargs: Any) -> None:
+        kwargs["streamer"].put(kwargs["input_ids"])
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(vlm.model, "generate", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        backend.chat(_user("hi", photo), on_token=lambda piece: None)
+    assert not vlm.lock.locked()
