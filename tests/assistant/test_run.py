@@ -53,13 +53,23 @@ def test_branch_and_join_runs_and_passes_outputs_along(images):
     assert "stitched 2 images" in result.text
 
 
-def test_independent_steps_start_before_either_finishes(images):
-    a, b = images
-    events = list(Assistant().stream("", [a, b], plan=BRANCH_JOIN))
+def test_independent_steps_run_at_the_same_time(tmp_path):
+    # Each step waits for the other to have started: run one after the other, they would
+    # both hit their timeout.
+    m1, m2 = tmp_path / "m1", tmp_path / "m2"
+    plan = {
+        "steps": [
+            {"id": "s1", "tool": "gate", "args": {"marker": str(m1), "release": str(m2)}},
+            {"id": "s2", "tool": "gate", "args": {"marker": str(m2), "release": str(m1)}},
+        ]
+    }
+    events = list(plugin_assistant(step_timeout=20, max_replans=0).stream("x", plan=plan))
+    check_event_order(events, plan)
+    result = events[-1].result
+    assert result.ok, result.text
     kinds = [(type(e).__name__, getattr(e, "step", None)) for e in events]
     first_finish = next(i for i, k in enumerate(kinds) if k[0] == "StepFinished")
-    started_before = {k[1] for k in kinds[:first_finish] if k[0] == "StepStarted"}
-    assert started_before == {"s1", "s2"}
+    assert {k[1] for k in kinds[:first_finish] if k[0] == "StepStarted"} == {"s1", "s2"}
 
 
 def test_failed_step_is_replanned_and_the_second_plan_runs(images):
