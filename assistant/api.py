@@ -12,7 +12,7 @@ from typing import Any
 from assistant import paths
 from assistant.config import Config, load_config
 from assistant.events import ApprovalRequired, Event, Final, RunResult
-from assistant.graph import RunContext, build_graph
+from assistant.graph import build_graph
 from assistant.plan import Plan, PlanError
 from assistant.planners.base import Planner, make_planner
 from assistant.sessions import (
@@ -22,6 +22,7 @@ from assistant.sessions import (
     export_session,
     new_session_id,
 )
+from assistant.state import RunContext
 from tools.artifact import Artifact, ArtifactStore
 from tools.errors import ToolError
 from tools.models import ModelManager

@@ -35,7 +35,7 @@ def render_events(events: Iterable[Any], console: Any, show_plan: bool = True) -
     tasks: dict[str, Any] = {}
     with progress:
         # A model planner can take seconds (more on first use, while it loads): say so.
-        planning = progress.add_task("planning", total=None, step="", status="..", note="")
+        planning: Any = progress.add_task("planning", total=None, step="", status="..", note="")
         for ev in events:
             if planning is not None and isinstance(ev, PlanReady | PlanRejected | Final):
                 progress.remove_task(planning)
