@@ -258,15 +258,13 @@ class ModelManager:
     def device(self) -> str:
         """'cuda', 'mps' or 'cpu' (or what was asked for); imports torch only for 'auto'."""
         if self._device == "auto":
-            self._device = _detect_device()
+            self._device = pick_device("auto")
         return self._device
 
     @property
     def dtype(self) -> str:
         """Precision name: float16 on a GPU, float32 on a CPU, unless set."""
-        if self._dtype != "auto":
-            return self._dtype
-        return "float16" if self.device.split(":")[0] in ("cuda", "mps") else "float32"
+        return pick_dtype(self._dtype, self.device)
 
     @property
     def torch_dtype(self) -> Any:
@@ -276,7 +274,10 @@ class ModelManager:
         return getattr(torch, self.dtype)
 
 
-def _detect_device() -> str:
+def pick_device(setting: str = "auto") -> str:
+    """``setting`` as given, or for 'auto' the first of cuda, mps, cpu that is available."""
+    if setting != "auto":
+        return setting
     try:
         import torch
     except ImportError:
@@ -285,6 +286,13 @@ def _detect_device() -> str:
         return "cuda"
     mps = getattr(torch.backends, "mps", None)
     return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
+def pick_dtype(setting: str, device: str) -> str:
+    """Precision name: ``setting``, or for 'auto' float16 on a GPU and float32 on a CPU."""
+    if setting != "auto":
+        return setting
+    return "float16" if device.split(":")[0] in ("cuda", "mps") else "float32"
 
 
 def _free_memory() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from assistant.planners.llm import LLMPlanner, Reply, TokenFn
 from tools.errors import MissingExtra, ToolError, require
+from tools.models import pick_device, pick_dtype
 
 WORKING_PROCESSORS = "LLaVA, LLaVA-NeXT or Idefics3"
 """Model families whose processors build without torchvision."""
@@ -38,30 +39,6 @@ class LoadedVLM:
     @property
     def tokenizer(self) -> Any:
         return getattr(self.processor, "tokenizer", self.processor)
-
-
-# --- device and precision --------------------------------------------------------------------
-
-
-def pick_device(setting: str = "auto") -> str:
-    """``setting`` as given, or for 'auto' the first of cuda, mps, cpu that is available."""
-    if setting != "auto":
-        return setting
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    return "mps" if mps is not None and mps.is_available() else "cpu"
-
-
-def pick_dtype(setting: str, device: str) -> Any:
-    """The ``torch.dtype`` to load with; 'auto' is float16 on a GPU and float32 on a CPU."""
-    import torch
-
-    if setting == "auto":
-        setting = "float16" if device.split(":")[0] in ("cuda", "mps") else "float32"
-    return getattr(torch, setting)
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -169,8 +146,10 @@ def load_vlm(model: str, device: str = "auto", dtype: str = "auto") -> LoadedVLM
     require("torch", "vlm")
     source = model_source(model)
     processor = load_processor(model, source)
+    import torch
+
     where = pick_device(device)
-    net = load_model(model, source, where, pick_dtype(dtype, where))
+    net = load_model(model, source, where, getattr(torch, pick_dtype(dtype, where)))
     return LoadedVLM(processor=processor, model=net, device=where)
 
 
