@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant import paths
-from assistant.config import Config, load_config
+from assistant.config import Config, load_config, model_manager
 from assistant.events import ApprovalRequired, Event, Final, RunResult
 from assistant.graph import build_graph
 from assistant.plan import Plan, PlanError
@@ -25,7 +25,6 @@ from assistant.sessions import (
 from assistant.state import RunContext
 from tools.artifact import Artifact, ArtifactStore
 from tools.errors import ToolError
-from tools.models import ModelManager
 from tools.registry import Registry
 
 Attachment = str | Path | bytes | Artifact | Any
@@ -69,14 +68,7 @@ class Assistant:
             self.config.tool_modules, self.config.disabled_tools
         )
         self.planner = planner
-        c = self.config
-        self.models = ModelManager(
-            paths.cache_dir(),
-            models=c.models,
-            budget_bytes=c.model_budget_mb * 2**20,
-            device=c.device,
-            dtype=c.dtype,
-        )
+        self.models = model_manager(self.config)
         self.allowed_roots = tuple(Path(p) for p in allowed_roots)
         self._cancel = threading.Event()
         self._lock = threading.Lock()

@@ -13,6 +13,7 @@ from pydantic_settings import (
 )
 
 from assistant import paths
+from tools.models import ModelManager
 from tools.settings import ToolSettings
 
 
@@ -127,3 +128,14 @@ class Config(BaseSettings):
 def load_config(**overrides: Any) -> Config:
     """Read the config; ``overrides`` (from flags) win. Unset (None) overrides are ignored."""
     return Config(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def model_manager(config: Config) -> ModelManager:
+    """The model manager the config describes, caching in anymodal's cache folder."""
+    return ModelManager(
+        paths.cache_dir(),
+        models=config.models,
+        budget_bytes=config.model_budget_mb * 2**20,
+        device=config.device,
+        dtype=config.dtype,
+    )

@@ -12,7 +12,6 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from assistant.config import Config
     from tools.models import ModelManager
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -41,33 +40,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def build_manager(config: Config | None = None) -> ModelManager:
-    """A model manager set up from the config (``models``, ``model_budget_mb``, ``device``,
-    ``dtype``) and anymodal's cache folder."""
-    from assistant import paths
-    from assistant.config import load_config
-    from tools.models import ModelManager
-
-    cfg = config or load_config()
-    return ModelManager(
-        paths.cache_dir(),
-        models=cfg.models,
-        budget_bytes=cfg.model_budget_mb * 1024 * 1024,
-        device=cfg.device,
-        dtype=cfg.dtype,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     """Carry out ``anymodal models ACTION``: 0 done, 1 failed, 2 usage error."""
     from pydantic import ValidationError
 
+    from assistant.config import load_config, model_manager
     from tools.catalog import CatalogError, UnknownModel
     from tools.errors import ToolError
 
     actions = {"list": _list, "pull": _pull, "verify": _verify, "path": _path}
     try:
-        return actions[args.action](build_manager(), args)
+        return actions[args.action](model_manager(load_config()), args)
     except ValidationError as exc:
         print(f"error: bad configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
