@@ -74,6 +74,7 @@ class Assistant:
         self._lock = threading.Lock()
         self._graph: Any = None
         self._index: SessionIndex | None = None
+        self._text_backend: Any = None
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -126,7 +127,10 @@ class Assistant:
 
         backend = getattr(self.planner, "backend", None)
         if backend is None:
-            backend = configured_planner(self.config, self.models).backend
+            with self._lock:  # built once: the OpenAI backend checks its server when built
+                if self._text_backend is None:
+                    self._text_backend = configured_planner(self.config, self.models).backend
+            backend = self._text_backend
         return str(backend.chat(messages, on_token=on_token).text)
 
     def _run_config(self, session: str) -> dict[str, Any]:
