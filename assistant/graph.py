@@ -173,7 +173,7 @@ def respond(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
         "status": request.status,
         "text": text,
         "artifacts": dumped,
-        "steps": {sid: {k: v for k, v in r.items()} for sid, r in results.items()},
+        "steps": dict(results),
     }
     return {
         "final": final,
