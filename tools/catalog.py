@@ -132,6 +132,9 @@ class HubSource(_Strict):
     revision: str | None = None
     subfolder: str = ""
     """Folder of the files inside the repository (piper voices keep them in sub-folders)."""
+    include: list[str] = Field(default_factory=list)
+    """For an entry without listed files: glob patterns of the repository files to fetch
+    (e.g. skip the fp16 and .bin copies of a diffusers pipeline); empty, all of them."""
 
     def describe(self) -> str:
         return f"hub {self.repo}@{self.revision or 'main'}"

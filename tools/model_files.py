@@ -466,6 +466,7 @@ class ModelFiles:
                 hf.snapshot_download(
                     str(hub.repo),
                     revision=hub.revision,
+                    allow_patterns=list(hub.include) or None,
                     local_dir=folder,
                     endpoint=self.hub_endpoint,
                     tqdm_class=bar,

@@ -8,22 +8,23 @@ from pydantic import BaseModel, ConfigDict, Field
 class ImageSettings(BaseModel):
     """Models and limits of the image and vision tools (``[tools.image]`` in config.toml).
 
-    Every model is named the same way: a catalog name (``anymodal models list``), a local
-    folder, or a Hugging Face Hub id (loaded from the Hugging Face cache, downloaded when the
-    Hub can be reached).
+    Every model is named the same way: a catalog name (``anymodal models list``; the defaults
+    are catalog entries, fetched with ``anymodal models pull NAME``), a local folder, or a
+    Hugging Face Hub id (loaded from the Hugging Face cache, downloaded when the Hub can be
+    reached).
     """
 
     model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
-    generator: str = "stabilityai/sd-turbo"
+    generator: str = "sd-turbo"
     """Text-to-image diffusers pipeline for generate_image (SD 1.x/2.x, SDXL, turbo, ...)."""
     editor: str | None = None
     """Image-to-image pipeline for edit_image with a strength; unset, the generator's weights."""
-    instruct_editor: str = "timbrooks/instruct-pix2pix"
+    instruct_editor: str = "instruct-pix2pix"
     """Instruction-editing pipeline (InstructPix2Pix) for edits like 'make it snowy'."""
     inpainter: str | None = None
     """Inpainting pipeline for inpaint_image; unset, the generator's weights."""
-    ip_adapter: str = "h94/IP-Adapter"
+    ip_adapter: str = "ip-adapter-sd15"
     """IP-Adapter weights for style_image (diffusers ``load_ip_adapter``)."""
     ip_adapter_subfolder: str = "models"
     """Folder of the IP-Adapter weights inside ``ip_adapter``."""
@@ -31,10 +32,10 @@ class ImageSettings(BaseModel):
     """IP-Adapter weight file (use an ``sdxl_models`` one for SDXL generators)."""
     vision_language: str | None = None
     """Vision-language model for caption_image and ask_image; unset, transformers.model,
-    else llava-hf/llava-interleave-qwen-0.5b-hf."""
-    detector: str = "google/owlv2-base-patch16-ensemble"
+    else the catalog's llava-interleave-qwen-0.5b."""
+    detector: str = "owlv2-base"
     """Open-vocabulary detector for detect_objects (OWLv2, OWL-ViT, Grounding DINO)."""
-    segmenter: str = "facebook/sam-vit-base"
+    segmenter: str = "sam-vit-base"
     """Promptable segmenter for segment_image (SAM)."""
     safety_checker: bool = False
     """Run the pipeline's NSFW safety checker where it has one (off by default)."""

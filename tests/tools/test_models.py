@@ -551,3 +551,45 @@ def test_planner_gguf_is_assembled_from_22_chunks_and_verified(cache: Path) -> N
     assert ModelManager(cache).path(name) == path
     assert time.perf_counter() - t0 < 0.2
     assert path.stat().st_mtime_ns == before.st_mtime_ns
+
+
+def test_pull_of_an_unlisted_repo_fetches_only_the_included_files(cache: Path, hub: Any) -> None:
+    url, files, asked = hub
+    rev = "2" * 40
+    names = [
+        "model_index.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "unet/diffusion_pytorch_model.bin",
+    ]
+    for name in names:
+        files[f"/acme/pipe/resolve/{rev}/{name}"] = name.encode() * 10
+    files[f"/api/models/acme/pipe/revision/{rev}"] = json.dumps(
+        {"id": "acme/pipe", "sha": rev, "siblings": [{"rfilename": n} for n in names]}
+    ).encode()
+    files[f"/api/models/acme/pipe/tree/{rev}"] = json.dumps(
+        [{"type": "file", "path": n, "size": len(n) * 10, "oid": "0" * 40} for n in names]
+    ).encode()
+    entries = {
+        "pipe": {
+            "task": "text-to-image",
+            "repo": "acme/pipe",
+            "revision": rev,
+            "sources": [
+                {"kind": "hub", "include": ["*.json", "unet/diffusion_pytorch_model.safetensors"]}
+            ],
+        }
+    }
+    r = ModelManager(cache, models=entries, hub_endpoint=url).pull("pipe")
+    got = sorted(
+        str(p.relative_to(r.folder))
+        for p in r.folder.rglob("*")
+        if p.is_file() and ".cache" not in p.parts and not p.name.startswith(".")
+    )
+    assert got == [
+        "model_index.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+    ]
+    assert not any("fp16" in a or a.endswith(".bin") for a in asked)
