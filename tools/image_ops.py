@@ -14,7 +14,7 @@ from tools.errors import ToolError
 from tools.image_io import WRITE_FORMATS, check_output_size, open_image
 
 
-def _save(
+def save_image(
     ctx: ToolContext,
     img: Any,
     source: Artifact,
@@ -66,7 +66,7 @@ class ResizeImage(Tool):
         height = args.height or max(1, round(h * width / w))
         check_output_size(width, height, ctx.settings)
         out = img.resize((width, height), Image.Resampling.LANCZOS)
-        art = _save(ctx, out, args.image, f"{width}x{height}")
+        art = save_image(ctx, out, args.image, f"{width}x{height}")
         return ToolResult(
             artifacts=[art],
             data={"width": width, "height": height},
@@ -99,7 +99,7 @@ class CropImage(Tool):
                 f"{args.image.label()}, which is {w}x{h}"
             )
         box = (args.left, args.top, args.left + args.width, args.top + args.height)
-        art = _save(ctx, img.crop(box), args.image, f"crop{args.width}x{args.height}")
+        art = save_image(ctx, img.crop(box), args.image, f"crop{args.width}x{args.height}")
         return ToolResult(
             artifacts=[art],
             data={"box": list(box)},
