@@ -34,6 +34,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> 
     return h
 
 
+@pytest.fixture(scope="session")
+def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight LLaVA with its processor and chat template (tests/tiny_vlm.py)."""
+    from tests.tiny_vlm import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+
+
 @pytest.fixture
 def media() -> Path:
     if not MEDIA.is_dir():

@@ -163,6 +163,7 @@ def test_positional_schema_allows_only_references_that_exist_and_fit():
         "write_text",
         "summarize_text",
         "translate_text",
+        "generate_image",
     }
 
 

@@ -24,6 +24,7 @@ from assistant.planners.vlm import (
     load_vlm,
     transformers_planner,
 )
+from tests.tiny_vlm import IMAGE_SIZE, IMAGE_TOKENS
 from tools import ArtifactStore, Registry, ToolContext
 from tools.errors import ToolError
 from tools.models import ModelManager
@@ -32,109 +33,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 torch.set_num_threads(1)
 
-IMAGE_SIZE = 32
-PATCH = 8
-IMAGE_TOKENS = (IMAGE_SIZE // PATCH) ** 2  # CLIP's class token is dropped ("default")
-
-TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>\n"
-    "{% for p in m['content'] %}"
-    "{% if p['type'] == 'image' %}<image>{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
-    "{% endfor %}</s>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
-"""A minimal chat template: image parts become the ``<image>`` token where they stand."""
-
 PLAN = {"steps": [{"id": "s1", "tool": "resize_image", "args": {"image": "$a1", "width": 64}}]}
 ANSWER = f"Sure! Here is the plan:\n```json\n{json.dumps(PLAN)}\n```\nIt resizes the photo."
-
-
-def _tokenizer() -> Any:
-    """A byte-level BPE tokenizer (any text encodes), trained on the prompt templates."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=["<pad>", "<s>", "</s>", "<image>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    prompts = Path(__file__).resolve().parents[2] / "prompts"
-    tok.train_from_iterator(
-        [p.read_text() for p in sorted(prompts.glob("*.j2"))] + [ANSWER], trainer
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
-    )
-
-
-def build_tiny_llava(folder: Path) -> Path:
-    """Save a random-weight LLaVA (tiny CLIP tower, tiny Llama) and its processor to ``folder``."""
-    from transformers import (
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
-    tokenizer = _tokenizer()
-    processor = LlavaProcessor(
-        image_processor=CLIPImageProcessorPil(
-            size={"shortest_edge": IMAGE_SIZE},
-            crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        ),
-        tokenizer=tokenizer,
-        patch_size=PATCH,
-        num_additional_image_tokens=1,
-        vision_feature_select_strategy="default",
-        chat_template=TEMPLATE,
-    )
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH,
-    )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=48,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    config = LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        vision_feature_select_strategy="default",
-        vision_feature_layer=-1,
-    )
-    torch.manual_seed(0)
-    LlavaForConditionalGeneration(config).save_pretrained(folder)
-    processor.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
 @pytest.fixture
