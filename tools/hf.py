@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tools.errors import ToolError
+from tools.errors import ToolError, require
+
+if TYPE_CHECKING:
+    from tools.base import ToolContext
 
 HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
@@ -89,3 +92,53 @@ def weights_size(source: str) -> int | None:
         return None
     files = [p for ext in ("*.safetensors", "*.bin") for p in path.rglob(ext)]
     return sum(f.stat().st_size for f in files) or None
+
+
+def load_pretrained(ctx: ToolContext, spec: str, setting: str, what: str, auto_class: str) -> Any:
+    """``(model, processor)`` for ``spec``, through the model manager when there is one."""
+    source = model_source(spec, ctx.models, setting)
+    check_cached(spec, source, setting=setting)
+
+    def loader() -> tuple[Any, Any]:
+        torch = require("torch", "image")
+        transformers = require("transformers", "image")
+        hf_logging = transformers.utils.logging
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # e.g. "falling back to the Pil image processor"
+        try:
+            processor = transformers.AutoProcessor.from_pretrained(source)
+            dtype = ctx.models.torch_dtype if ctx.models is not None else torch.float32
+            model = getattr(transformers, auto_class).from_pretrained(source, dtype=dtype)
+        except OSError as exc:
+            if not Path(source).is_dir():
+                raise not_found(spec, exc, setting) from exc
+            raise ToolError(
+                f"cannot load the {what} from {source}: {first_line(exc)}; the folder must hold "
+                "a transformers model (config.json, weights, processor files)"
+            ) from exc
+        except (ValueError, KeyError, ImportError) as exc:
+            raise ToolError(
+                f"{spec!r} is not a {what} transformers can load here: {first_line(exc)}; "
+                f"set {setting} to another model"
+            ) from exc
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        device = ctx.models.device if ctx.models is not None else "cpu"
+        return model.to(device).eval(), processor
+
+    if ctx.models is None:
+        return loader()
+    key = f"transformers:{source}"
+    size = None if key in ctx.models.loaded() else weights_size(source)
+    return ctx.models.load(key, loader, size_bytes=size)
+
+
+def model_inputs(batch: Any, model: Any) -> dict[str, Any]:
+    """Processor outputs on the model's device, floats in the model's precision."""
+    out = {}
+    for key, value in dict(batch).items():
+        if hasattr(value, "to"):
+            value = value.to(model.device)
+            value = value.to(model.dtype) if value.is_floating_point() else value
+        out[key] = value
+    return out
