@@ -47,6 +47,8 @@ bench: setup
 	cd benchmarks && ../$(BIN)/python model_load.py
 	cd benchmarks && ../$(BIN)/python planner_latency.py
 	cd benchmarks && ../$(BIN)/python planner_eval.py
+	cd benchmarks && ../$(BIN)/python image_gen_overhead.py
+	cd benchmarks && ../$(BIN)/python ocr_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
