@@ -24,7 +24,7 @@ from assistant.planners.vlm import (
     load_vlm,
     transformers_planner,
 )
-from tests.tiny_vlm import IMAGE_SIZE, IMAGE_TOKENS
+from tests.tiny_vlm import IMAGE_SIZE, IMAGE_TOKENS, ScriptedGenerate
 from tools import ArtifactStore, Registry, ToolContext
 from tools.errors import ToolError
 from tools.models import ModelManager
@@ -43,31 +43,6 @@ def photo(media: Path, tmp_path: Path) -> Path:
     with Image.open(media / "08078.jpg") as img:
         img.convert("RGB").resize((160, 120)).save(tmp_path / "photo.jpg")
     return tmp_path / "photo.jpg"
-
-
-class ScriptedGenerate:
-    """Stands in for ``model.generate``: records its inputs and writes the given answers as
-    token ids after the prompt (streaming them when asked), as the real one does."""
-
-    def __init__(self, tokenizer: Any, answers: list[str]):
-        self.tokenizer = tokenizer
-        self.answers = list(answers)
-        self.calls: list[dict[str, Any]] = []
-
-    def __call__(self, input_ids: Any, streamer: Any = None, **kwargs: Any) -> Any:
-        self.calls.append({"input_ids": input_ids, **kwargs})
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        ids = self.tokenizer.encode(answer, add_special_tokens=False)
-        new = torch.tensor([[*ids, self.tokenizer.eos_token_id]])
-        if streamer is not None:
-            streamer.put(input_ids)  # the prompt, which the streamer skips
-            for i in range(new.shape[1]):
-                streamer.put(new[:, i])
-            streamer.end()
-        return torch.cat([input_ids, new], dim=1)
-
-    def prompt(self, call: int) -> str:
-        return str(self.tokenizer.decode(self.calls[call]["input_ids"][0]))
 
 
 def _user(text: str, image: Path) -> list[dict[str, Any]]:

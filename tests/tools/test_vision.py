@@ -19,6 +19,7 @@ from tests.tiny_vlm import (
     FLORENCE_IMAGE_TOKENS,
     IMAGE_SIZE,
     IMAGE_TOKENS,
+    ScriptedGenerate,
     build_tiny_blip,
     build_tiny_blip2,
     build_tiny_florence2,
@@ -389,28 +390,6 @@ def test_blip2_answers_in_its_question_format(plain_models, photo, tmp_path, mon
     assert "input_ids" not in spy.calls[1]  # an unprompted caption
 
 
-class Scripted:
-    """Stands in for ``model.generate``: writes the given answers, in order, after the prompt
-    (streaming them when asked), as the real one does."""
-
-    def __init__(self, tokenizer: Any, answers: list[str]):
-        self.tokenizer = tokenizer
-        self.answers = list(answers)
-        self.calls: list[dict[str, Any]] = []
-
-    def __call__(self, input_ids: Any, streamer: Any = None, **kwargs: Any) -> Any:
-        self.calls.append({"input_ids": input_ids, **kwargs})
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        ids = self.tokenizer.encode(answer, add_special_tokens=False)
-        new = torch.tensor([[*ids, self.tokenizer.eos_token_id]])
-        if streamer is not None:
-            streamer.put(input_ids)
-            for i in range(new.shape[1]):
-                streamer.put(new[:, i])
-            streamer.end()
-        return torch.cat([input_ids, new], dim=1)
-
-
 def test_a_run_plans_and_captions_with_the_one_model(tiny_llava, photo):
     from assistant import Assistant
     from tools.vlm import load_vlm, model_key
@@ -419,7 +398,7 @@ def test_a_run_plans_and_captions_with_the_one_model(tiny_llava, photo):
     assistant = Assistant(planner="transformers", transformers={"model": model})
     vlm = assistant.models.load(model_key(model), lambda: load_vlm(model))
     plan = {"steps": [{"id": "s1", "tool": "caption_image", "args": {"image": "$a1"}}]}
-    script = Scripted(
+    script = ScriptedGenerate(
         vlm.tokenizer, [json.dumps(plan), "A butterfly on a thistle.", "A butterfly on a thistle."]
     )
     vlm.model.generate = script
