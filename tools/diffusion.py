@@ -26,10 +26,10 @@ TASK_CLASSES = {
     "instruct": "DiffusionPipeline",  # the class model_index.json names (InstructPix2Pix ...)
 }
 EXAMPLE_MODEL = {
-    "tools.image.instruct_editor": ("timbrooks/instruct-pix2pix", "instruct-pix2pix"),
-    "tools.image.ip_adapter": ("h94/IP-Adapter", "ip-adapter-sd15"),
+    "tools.image.instruct_editor": "instruct-pix2pix",
+    "tools.image.ip_adapter": "ip-adapter-sd15",
 }
-"""A model to suggest installing, per setting (the rest suggest SD-Turbo)."""
+"""A catalog model to suggest, per setting (the rest suggest SD-Turbo)."""
 FEW_STEP_MARKERS = ("turbo", "lightning", "hyper-sd")
 PREVIEW_SIDE = 128
 
@@ -55,13 +55,22 @@ class ModelMissing(ToolError):
 
 
 def install_advice(spec: str, setting: str) -> str:
-    """How to get a model for ``setting``: download it, pull the catalog entry, or a folder."""
-    hub, name = EXAMPLE_MODEL.get(setting, ("stabilityai/sd-turbo", "sd-turbo"))
+    """How to get a model for ``setting``: pull the catalog entry ``spec`` names, download the
+    Hub id into the Hugging Face cache, or point the setting at a folder."""
     if HUB_ID.match(spec) and "/" in spec:
-        hub = spec
+        return (
+            f"download it where the Hub can be reached (`hf download {spec}`), or set {setting} "
+            "to a folder holding a diffusers model"
+        )
+    if HUB_ID.match(spec):  # a catalog name
+        return (
+            f"fetch it where the Hub can be reached (`anymodal models pull {spec}`), or set "
+            f"{setting} to a folder holding a diffusers model"
+        )
+    example = EXAMPLE_MODEL.get(setting, "sd-turbo")
     return (
-        f"download it where the Hub can be reached (`hf download {hub}`, or "
-        f"`anymodal models pull {name}`), or set {setting} to a folder holding a diffusers model"
+        f"set {setting} to a folder holding a diffusers model, or to a catalog model such as "
+        f"{example!r} (`anymodal models pull {example}`)"
     )
 
 

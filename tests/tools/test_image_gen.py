@@ -325,10 +325,19 @@ def test_a_missing_model_falls_back_to_a_labelled_sketch(make, missing, monkeypa
     assert png(art).size == (96, 64) and art.metadata["procedural"] is True
     assert result.data["procedural"] is True and result.data["model"] is None
     assert "procedural sketch" in result.summary and "NOT a diffusion image" in result.summary
-    assert "hf download stabilityai/sd-turbo" in result.summary or "hf download nobody" in (
-        result.summary
-    )
+    assert "`anymodal models pull sd-turbo`" in result.summary
     assert "tools.image.generator" in result.summary
+
+
+def test_the_advice_fits_how_the_model_is_named():
+    from tools.diffusion import install_advice
+
+    setting = "tools.image.generator"
+    assert "`anymodal models pull sd-turbo`" in install_advice("sd-turbo", setting)
+    assert "`hf download acme/pipe`" in install_advice("acme/pipe", setting)
+    folder = install_advice("/models/gone", setting)
+    assert "folder" in folder and "`anymodal models pull sd-turbo`" in folder
+    assert "instruct-pix2pix" in install_advice("/x", "tools.image.instruct_editor")
 
 
 def test_a_missing_model_without_a_language_model_is_a_clear_error(make):
