@@ -194,6 +194,11 @@ def render_svg(svg: str, width: int, height: int) -> Any:
         canvas = Image.new("RGB", (width, height), (255, 255, 255))
         canvas.paste(img, ((width - img.width) // 2, (height - img.height) // 2))
         img = canvas
+    if img.getcolors(maxcolors=1) is not None:  # one colour: nothing recognisable drawn
+        raise UnusableSvg(
+            "it rendered as one flat colour; draw the subject in its own colours on a "
+            "background of another colour"
+        )
     return img
 
 

@@ -85,3 +85,16 @@ def test_plan_command_against_a_tool_catalog(media, model_cache, home):
     assert first["tool"] in specs  # a described tool, not one of the registered ones
     assert "audio" in specs[first["tool"]]["input_modalities"]
     assert "$a1" in json.dumps(first["args"])
+
+
+def test_draw_request_without_diffusion_weights_gives_a_labelled_sketch(assistant):
+    """No text-to-image weights can be installed offline: the planner still routes the
+    request to generate_image, and the same real model draws the labelled SVG sketch."""
+    pytest.importorskip("resvg_py", reason="the image extra is not installed")
+    result = _run(assistant, "draw a picture of a red apple, 256x256", [])
+    assert [s["tool"] for s in result.plan["steps"]] == ["generate_image"]
+    art = result.artifacts[-1]
+    assert art.metadata["procedural"] is True and "not a diffusion image" in result.text
+    with Image.open(art.path) as img:
+        assert img.format == "PNG" and img.size == (256, 256)
+        assert len(img.convert("RGB").getcolors(maxcolors=1 << 16) or [0] * 99) > 1  # drawn

@@ -222,3 +222,14 @@ def test_missing_renderer_names_the_extra(context, monkeypatch):
     monkeypatch.setitem(sys.modules, "resvg_py", None)
     with pytest.raises(MissingExtra, match=r"anymodal\[image\]"):
         draw_sketch(context(ScriptedLLM(CHATTY)), "sun", 64, 64, "r")
+
+
+def test_a_single_flat_colour_is_sent_back_once(context):
+    flat = (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 8 8">'
+        '<rect width="8" height="8" fill="red"/></svg>'
+    )
+    llm = ScriptedLLM(flat, SCENE)
+    art = draw_sketch(context(llm), "a red apple", 32, 32, "no weights")
+    assert art.metadata["attempts"] == 2
+    assert "one flat colour" in llm.calls[1][0][-1]["content"]
