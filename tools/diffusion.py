@@ -351,7 +351,8 @@ def _step_callback(ctx: ToolContext, pipe: Pipe, label: str) -> Any:
         ctx.check_cancelled()
         total = max(int(getattr(p, "num_timesteps", 0) or 0), i + 1)
         preview = None
-        if every and (i + 1) % every == 0:
+        # No preview at the last step: the finished image follows at once.
+        if every and (i + 1) % every == 0 and i + 1 < total:
             try:
                 img = latents_preview(kwargs.get("latents"), sdxl)
             except (RuntimeError, ValueError, TypeError):  # a preview never fails a run
