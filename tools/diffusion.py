@@ -228,8 +228,7 @@ def load_pipe(ctx: ToolContext, spec: str, setting: str, task: str = "text2image
     key += source + ("+safety" if safety else "")
     if ctx.models is None:
         return loader()
-    size = 0 if key in ctx.models.loaded() else weights_size(source)  # (not needed for a hit)
-    return ctx.models.load(key, loader, size_bytes=size)
+    return ctx.models.load(key, loader, size_bytes=lambda: weights_size(source))
 
 
 def task_pipe(ctx: ToolContext, task: str, spec: str | None, setting: str, label: str) -> Pipe:

@@ -129,8 +129,7 @@ def load_pretrained(ctx: ToolContext, spec: str, setting: str, what: str, auto_c
     if ctx.models is None:
         return loader()
     key = f"transformers:{source}"
-    size = None if key in ctx.models.loaded() else weights_size(source)
-    return ctx.models.load(key, loader, size_bytes=size)
+    return ctx.models.load(key, loader, size_bytes=lambda: weights_size(source))
 
 
 def model_inputs(batch: Any, model: Any) -> dict[str, Any]:

@@ -177,7 +177,13 @@ class ModelManager:
 
     # --- loading ------------------------------------------------------------------------------
 
-    def load(self, name: str, loader: Callable[..., Any], *, size_bytes: int | None = None) -> Any:
+    def load(
+        self,
+        name: str,
+        loader: Callable[..., Any],
+        *,
+        size_bytes: int | Callable[[], int | None] | None = None,
+    ) -> Any:
         """Return the model called ``name``, calling ``loader`` the first time only.
 
         For a catalog name the files are resolved and verified first, and a loader that takes
@@ -188,7 +194,9 @@ class ModelManager:
         Args:
             name: A catalog name, or any key for a model the loader builds itself.
             loader: ``() -> model`` or ``(path) -> model``.
-            size_bytes: Memory the model takes; unset, the catalog's size (else 0).
+            size_bytes: Memory the model takes, or a function giving it (called only when the
+                model is really loaded, e.g. to add up weight files); unset, the catalog's
+                size (else 0).
 
         Raises:
             ModelTooLarge: The model alone exceeds the budget.
@@ -202,6 +210,8 @@ class ModelManager:
             if (hit := self._hit(name)) is not None:
                 return hit.value
             entry = self.catalog.get(name) if name in self.catalog else None
+            if callable(size_bytes):
+                size_bytes = size_bytes()
             size = size_bytes if size_bytes is not None else (entry and entry.total_size) or 0
             if self.budget_bytes is not None and size > self.budget_bytes:
                 raise ModelTooLarge(name, size, self.budget_bytes)

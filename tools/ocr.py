@@ -153,7 +153,10 @@ def build_engine() -> Any:
 def engine_for(ctx: ToolContext | None) -> Any:
     """The shared engine: through the model manager when there is one, else cached here."""
     if ctx is not None and ctx.models is not None:
-        size = sum(p.stat().st_size for p in model_files().values())
+
+        def size() -> int:
+            return sum(p.stat().st_size for p in model_files().values())
+
         return ctx.models.load(MODEL_KEY, build_engine, size_bytes=size)
     with _cache_lock:
         if "engine" not in _cache:

@@ -166,9 +166,9 @@ def shared_vlm(
     def loader() -> LoadedVLM:
         return load_vlm(spec, device, dtype, models=models, setting=setting)
 
-    # A hit needs no source (resolving a catalog name checks its files); the weights' size
-    # matters only for a load.
-    size = None if key in models.loaded() else weights_size(source_of(spec, models, setting))
+    def size() -> int | None:  # only for a load: resolving a catalog name checks its files
+        return weights_size(source_of(spec, models, setting))
+
     loaded: LoadedVLM = models.load(key, loader, size_bytes=size)
     return loaded
 

@@ -593,3 +593,18 @@ def test_pull_of_an_unlisted_repo_fetches_only_the_included_files(cache: Path, h
         "unet/diffusion_pytorch_model.safetensors",
     ]
     assert not any("fp16" in a or a.endswith(".bin") for a in asked)
+
+
+def test_a_size_function_is_called_only_when_the_model_is_loaded() -> None:
+    mm = ModelManager(budget_bytes=100)
+    sized: list[int] = []
+
+    def size() -> int:
+        sized.append(1)
+        return 60
+
+    first = mm.load("m", object, size_bytes=size)
+    assert mm.load("m", object, size_bytes=size) is first
+    assert sized == [1] and mm.used_bytes == 60
+    with pytest.raises(ModelTooLarge):
+        mm.load("huge", object, size_bytes=lambda: 101)
