@@ -96,3 +96,24 @@ def test_audio_limit_is_configurable(run, wav):
 def test_zero_channel_array_is_refused(tmp_path):
     with pytest.raises(ToolError, match="shaped"):
         ArtifactStore(tmp_path).add_audio(np.zeros((10, 0)), 8000)
+
+
+def test_zero_channel_and_truncated_files_get_clear_errors(run, tmp_path, media):
+    zero = tmp_path / "zero.wav"
+    zero.write_bytes(_wav_header(16000, 0, 64) + b"\0" * 64)
+    with pytest.raises(ToolError, match="zero.wav is not audio anymodal can decode"):
+        run("trim_audio", [zero], audio="$a1")
+    speech = (media / "1284-1180-0003.flac").read_bytes()
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(speech[: len(speech) // 3])
+    with pytest.raises(ToolError, match="cut.flac could not be decoded .* truncated or corrupt"):
+        run("trim_audio", [cut], audio="$a1")
+
+
+def test_unsupported_codec_names_the_formats_that_work(run, tmp_path):
+    odd = tmp_path / "odd.wav"  # a WAV header whose format tag (0x1234) no decoder knows
+    header = bytearray(_wav_header(16000, 1, 64))
+    header[20:22] = struct.pack("<H", 0x1234)
+    odd.write_bytes(bytes(header) + b"\0" * 64)
+    with pytest.raises(ToolError, match="use WAV, FLAC, OGG, MP3 or M4A"):
+        run("trim_audio", [odd], audio="$a1")
