@@ -130,8 +130,8 @@ def paint_scene(
     art: Artifact,
     data: Any,
     rate: int,
-    width: int,
-    height: int,
+    width: int | None,
+    height: int | None,
     seed: int | None,
 ) -> ToolResult:
     """A picture of the scene the sound suggests, by generate_image (its fallback included)."""

@@ -89,3 +89,13 @@ def test_paint_scene_makes_the_asked_picture(tmp_path, models, tiny):
     assert result.data["prompt"].startswith(result.data["description"])
     again = paint_scene(ctx, art, data, rate, width=96, height=64, seed=3)
     assert again.artifacts[0].id == image.id  # same sound, same seed: the same picture
+
+
+def test_audio_to_image_scene_through_the_tool(tmp_path, models, tiny):
+    from tools.audio_image import audio_to_image
+
+    ctx = _ctx(tmp_path, models, tiny)
+    ctx.refs["a1"] = [ctx.store.add_file(make_wav(tmp_path / "tone.wav", 2.0))]
+    result = audio_to_image(ctx, audio="$a1", width=64, height=64, seed=1)
+    assert result.data["style"] == "scene" and result.data["width"] == 64
+    assert result.artifacts[0].metadata["sound"] == result.data["description"]
