@@ -54,24 +54,19 @@ class ModelMissing(ToolError):
     or a catalog model that was never pulled. The message says how to install it."""
 
 
-def install_advice(spec: str, setting: str) -> str:
+def install_advice(
+    spec: str, setting: str, kind: str = "a diffusers model", example: str | None = None
+) -> str:
     """How to get a model for ``setting``: pull the catalog entry ``spec`` names, download the
-    Hub id into the Hugging Face cache, or point the setting at a folder."""
+    Hub id into the Hugging Face cache, or point the setting at a folder holding ``kind``;
+    ``example`` is the catalog model to suggest (by default the setting's image model)."""
+    folder = f"set {setting} to a folder holding {kind}"
     if HUB_ID.match(spec) and "/" in spec:
-        return (
-            f"download it where the Hub can be reached (`hf download {spec}`), or set {setting} "
-            "to a folder holding a diffusers model"
-        )
+        return f"download it where the Hub can be reached (`hf download {spec}`), or {folder}"
     if HUB_ID.match(spec):  # a catalog name
-        return (
-            f"fetch it where the Hub can be reached (`anymodal models pull {spec}`), or set "
-            f"{setting} to a folder holding a diffusers model"
-        )
-    example = EXAMPLE_MODEL.get(setting, "sd-turbo")
-    return (
-        f"set {setting} to a folder holding a diffusers model, or to a catalog model such as "
-        f"{example!r} (`anymodal models pull {example}`)"
-    )
+        return f"fetch it where the Hub can be reached (`anymodal models pull {spec}`), or {folder}"
+    example = example or EXAMPLE_MODEL.get(setting, "sd-turbo")
+    return f"{folder}, or to a catalog model such as {example!r} (`anymodal models pull {example}`)"
 
 
 @dataclass
