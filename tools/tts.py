@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools import languages
 from tools.artifact import Modality
 from tools.base import Tool, ToolContext, ToolResult, text_input
 from tools.errors import ToolError, require
@@ -45,22 +46,6 @@ ABBREVIATIONS = frozenset(
 )  # fmt: skip
 """Words whose full stop does not end a sentence ('etc.' usually does, so it is not here)."""
 
-LANGUAGES = {
-    "en": "English eng", "de": "German deu ger deutsch", "fr": "French fra fre français",
-    "es": "Spanish spa español castilian", "it": "Italian ita", "pt": "Portuguese por",
-    "nl": "Dutch nld dut flemish", "pl": "Polish pol", "ru": "Russian rus", "uk": "Ukrainian ukr",
-    "cs": "Czech ces cze", "sk": "Slovak slk", "hu": "Hungarian hun", "ro": "Romanian ron rum",
-    "el": "Greek ell gre", "tr": "Turkish tur", "sv": "Swedish swe", "da": "Danish dan",
-    "no": "Norwegian nor nob nb nn", "fi": "Finnish fin", "is": "Icelandic isl",
-    "ca": "Catalan cat", "cy": "Welsh cym", "zh": "Chinese zho chi cmn mandarin",
-    "ja": "Japanese jpn", "ko": "Korean kor", "ar": "Arabic ara", "fa": "Persian fas farsi",
-    "he": "Hebrew heb", "hi": "Hindi hin", "vi": "Vietnamese vie", "id": "Indonesian ind",
-    "sw": "Swahili swa", "ka": "Georgian kat", "kk": "Kazakh kaz", "ne": "Nepali nep",
-    "sr": "Serbian srp", "lb": "Luxembourgish ltz", "lv": "Latvian lav", "sl": "Slovenian slv",
-}  # fmt: skip
-"""Language codes (ISO 639-1) to the English name, then other names and 639-2/3 codes."""
-
-_ALIASES = {w.lower(): code for code, names in LANGUAGES.items() for w in names.split()}
 _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)|[。！？]+")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•·]|\d+[.)])\s+")
 _MARKUP = re.compile(r"^\s*#+\s*|\*\*|__|`")
@@ -101,14 +86,11 @@ class VoiceSpec:
 
 def language_code(value: str) -> str:
     """'en' for 'en_US', 'English', 'eng' or 'en-gb'; unknown languages as given, lower-cased."""
-    key = value.strip().lower().replace("_", "-")
-    return _ALIASES.get(key) or _ALIASES.get(key.split("-")[0]) or key.split("-")[0]
+    return languages.lookup(value) or value.strip().lower().replace("_", "-").split("-")[0]
 
 
 def language_name(code: str | None) -> str:
-    if code is None:
-        return "an unknown language"
-    return f"{LANGUAGES[code].split()[0]}" if code in LANGUAGES else code
+    return languages.name(code)
 
 
 # --- sentences -------------------------------------------------------------------------------
@@ -320,7 +302,7 @@ def choose_voice(ctx: ToolContext, wanted: str, language: str | None) -> tuple[V
         if other is not None and other not in known:
             known.append(other)
     speak = ", ".join(f"{language_name(v.language)} ({v.backend} voice {v.label})" for v in known)
-    iso3 = next((w for w in LANGUAGES.get(code, "").split()[1:] if len(w) == 3), code)
+    iso3 = languages.ISO3.get(code, code)
     raise ToolError(
         f"no installed voice speaks {language_name(code)}; the voices here speak {speak}. "
         "To add one, download a piper voice for it (the .onnx and its .onnx.json, from "
