@@ -164,6 +164,9 @@ def test_positional_schema_allows_only_references_that_exist_and_fit():
         "summarize_text",
         "translate_text",
         "generate_image",
+        "speak",
+        "generate_music",
+        "generate_sound",
     }
 
 
@@ -233,7 +236,10 @@ def test_shortlist_keeps_relevant_and_named_tools_in_registry_order():
     )
     names = [t["name"] for t in pick(request)]
     assert "download_url" in names  # named outright
-    assert sum(n.endswith("_audio") for n in names) == 3
+    by_name = {s["name"]: s for s in specs}
+    picked = [by_name[n] for n in names if n != "download_url"]
+    assert len(picked) == 3  # the shortlist's size, all audio tools
+    assert all("audio" in s["input_modalities"] + s["output_modalities"] for s in picked)
     assert names == [n for n in [s["name"] for s in specs] if n in names]  # registry order
     few = PlanRequest(prompt="x", attachments=[], tools=specs[:2])
     assert pick(few) == specs[:2]

@@ -3,6 +3,7 @@ generated tones and a real LibriSpeech recording, and their errors on bad input.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import soundfile as sf
 
 from tests.conftest import make_wav
 from tools import ArtifactStore, Cancelled, Registry, ToolContext, ToolError
+from tools.audio_effects import EffectName
 
 pytest.importorskip("pedalboard")
 
@@ -191,18 +193,7 @@ def test_speed_pitch_errors(run, wav, tmp_path):
 
 # --- audio_effects -----------------------------------------------------------------------
 
-EFFECTS = [
-    "reverb",
-    "echo",
-    "lowpass",
-    "highpass",
-    "distortion",
-    "chorus",
-    "telephone",
-    "compressor",
-    "bass_boost",
-    "treble_boost",
-]
+EFFECTS = typing.get_args(EffectName)
 
 
 def test_every_effect_changes_the_signal_and_keeps_the_format(run, tmp_path):
