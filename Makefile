@@ -51,6 +51,8 @@ bench: setup
 	cd benchmarks && ../$(BIN)/python planner_eval.py
 	cd benchmarks && ../$(BIN)/python image_gen_overhead.py
 	cd benchmarks && ../$(BIN)/python ocr_latency.py
+	cd benchmarks && ../$(BIN)/python transcribe_rtf.py
+	cd benchmarks && ../$(BIN)/python speak_rtf.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
