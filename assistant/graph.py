@@ -123,6 +123,23 @@ def check(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     return {"failures": [*(state.get("failures") or []), *new]} if new else {}
 
 
+TEXT_EXCERPT_CHARS = 600
+"""How much of a step's text output (a transcript, a caption, OCR) the responder sees, so it
+can quote results instead of guessing them."""
+
+
+def _text_excerpt(arts: list[Artifact]) -> str | None:
+    for art in arts:
+        if art.modality.value == "text":
+            try:
+                text = art.read_text().strip()
+            except (OSError, UnicodeDecodeError):
+                return None
+            cut = len(text) > TEXT_EXCERPT_CHARS
+            return text[:TEXT_EXCERPT_CHARS] + (" [...]" if cut else "")
+    return None
+
+
 def respond(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
     rc = runtime.context
     plan_ = Plan.model_validate(state["plan"]) if state.get("plan") else None
@@ -144,6 +161,7 @@ def respond(state: State, *, runtime: Runtime[RunContext]) -> dict[str, Any]:
                 "summary": r.get("summary", ""),
                 "error": r.get("error"),
                 "artifacts": arts,
+                "text": _text_excerpt(arts),
             }
         )
     plan_error = state.get("plan_error")

@@ -52,6 +52,8 @@ def test_transcribe_summarise_speak_and_join(media: Path) -> None:
     asked = chat.calls[0]["messages"][1]["content"]
     assert transcript.strip() in asked  # the summary was asked of the transcript itself
     assert result.steps["s2"]["artifacts"][0]["path"]
+    reply_prompt = chat.calls[-1]["messages"][1]["content"]
+    assert transcript.strip() in reply_prompt and SUMMARY in reply_prompt  # quotable, not guessed
 
     spoken = result.steps["s3"]["data"]
     assert spoken["backend"] == "piper" and spoken["duration"] > 1.0
