@@ -33,7 +33,7 @@ from tools.audio_ops import resample
 from tools.base import Tool, ToolContext, ToolResult, artifact_input
 from tools.errors import ToolError, require
 from tools.hf import HUB_ID, check_cached, first_line, load_pretrained, not_found, offline
-from tools.models import ModelManager, ModelNotInstalled
+from tools.models import ModelManager, ModelNotInstalled, manager_of
 
 SAMPLE_RATE = 16_000
 """Whisper listens at 16 kHz, mono."""
@@ -195,7 +195,7 @@ def _model_type(config: Path) -> str | None:
 
 def load_recognizer(ctx: ToolContext, spec: str, setting: str = SETTING) -> Recognizer:
     """The recognizer ``spec``, loaded through the model manager (once per process)."""
-    models = ctx.models if ctx.models is not None else ModelManager()
+    models = manager_of(ctx)
     backend, source = locate(spec, ctx.settings.audio.recognizer_backend, models, setting)
     if backend == "faster-whisper":
         faster_whisper = require("faster_whisper", "speech")

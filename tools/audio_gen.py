@@ -15,7 +15,6 @@ import inspect
 import json
 import math
 import random
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools import diffusion
-from tools.artifact import Modality
+from tools.artifact import Modality, slug
 from tools.audio_ops import store_audio
 from tools.base import Tool, ToolContext, ToolResult, text_input
 from tools.diffusion import ModelMissing
@@ -378,10 +377,6 @@ def _fit(audio: Any, rate: int, seconds: float) -> tuple[Any, str | None]:
     return np.concatenate([audio, pad]), f"padded the model's {have / rate:.3f} s to {seconds:g} s"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "clip"
-
-
 def _generate(ctx: ToolContext, args: Any, what: str) -> ToolResult:
     """Shared by both tools; ``what`` is 'music' or 'sound'."""
     s = ctx.settings.audio
@@ -396,9 +391,9 @@ def _generate(ctx: ToolContext, args: Any, what: str) -> ToolResult:
             "(tools.audio.max_generate_seconds); ask for less or raise that setting"
         )
     if ctx.models is None:  # direct use: catalog models still resolve through the cache
-        from tools.models import ModelManager
+        from tools.models import manager_of
 
-        ctx = dataclasses.replace(ctx, models=ModelManager())
+        ctx = dataclasses.replace(ctx, models=manager_of(ctx))
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     try:
         gen = load_generator(ctx, spec, setting)
@@ -432,7 +427,8 @@ def _generate(ctx: ToolContext, args: Any, what: str) -> ToolResult:
         facts["steps"] = steps
     if args.negative_prompt and gen.backend == "diffusers":
         facts["negative_prompt"] = args.negative_prompt
-    art = store_audio(ctx, audio, rate, None, f"{what}-{_slug(prompt)}-{seed}", fmt="wav", **facts)
+    stem = f"{what}-{slug(prompt, 'clip')}-{seed}"
+    art = store_audio(ctx, audio, rate, None, stem, fmt="wav", **facts)
     verb = "composed" if what == "music" else "generated"
     summary = f"{verb} {args.duration:g} s of {what} with {spec} (seed {seed})"
     summary += "".join(f"; {n}" for n in notes)
@@ -482,7 +478,8 @@ def _procedural(
     facts |= {"seed": seed, "sample_rate": rate, "duration": args.duration}
     facts |= {"channels": 1 if audio.ndim == 1 else int(audio.shape[1])}
     meta = facts | label | {"parameters": params, "requested_model": spec}
-    art = store_audio(ctx, audio, rate, None, f"{what}-{_slug(prompt)}-{seed}", fmt="wav", **meta)
+    stem = f"{what}-{slug(prompt, 'clip')}-{seed}"
+    art = store_audio(ctx, audio, rate, None, stem, fmt="wav", **meta)
     summary = (
         f"no {what} model is installed ({missing}); this is a procedural synthesised clip, "
         f"not a model's output: {args.duration:g} s, {about} (seed {seed})"

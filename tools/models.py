@@ -284,6 +284,21 @@ class ModelManager:
         return getattr(torch, self.dtype)
 
 
+_defaults: dict[Path, ModelManager] = {}
+_defaults_lock = threading.Lock()
+
+
+def manager_of(ctx: Any) -> ModelManager:
+    """``ctx.models``, else a default manager per cache folder kept for the process, so that
+    tools called directly from Python (no assistant, no manager) still resolve catalog names
+    and load each model once."""
+    if ctx.models is not None:
+        return ctx.models
+    fresh = ModelManager()
+    with _defaults_lock:
+        return _defaults.setdefault(fresh.cache_dir.resolve(), fresh)
+
+
 def pick_device(setting: str = "auto") -> str:
     """``setting`` as given, or for 'auto' the first of cuda, mps, cpu that is available."""
     if setting != "auto":

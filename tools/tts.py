@@ -24,7 +24,7 @@ from tools.artifact import Modality
 from tools.base import Tool, ToolContext, ToolResult, text_input
 from tools.errors import ToolError, require
 from tools.hf import HUB_ID, check_cached, first_line, not_found, weights_size
-from tools.models import ModelManager
+from tools.models import ModelManager, manager_of
 
 SETTING = "tools.audio.voice"
 MAX_CHUNK_CHARS = 300
@@ -50,10 +50,8 @@ _END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)|[。！？]+")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•·]|\d+[.)])\s+")
 _MARKUP = re.compile(r"^\s*#+\s*|\*\*|__|`")
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
-_lock = threading.Lock()
 _seed_lock = threading.Lock()
 """VITS samples from torch's global generator: one seeded synthesis at a time."""
-_managers: dict[Path, ModelManager] = {}
 
 
 class SpeakArgs(BaseModel):
@@ -165,16 +163,6 @@ def slug(text: str, words: int = 5) -> str:
 # --- choosing a voice ------------------------------------------------------------------------
 
 
-def manager_for(ctx: ToolContext) -> ModelManager:
-    """The context's model manager, else one per cache folder kept here, so that a voice
-    loads once per process even when tools are called directly."""
-    if ctx.models is not None:
-        return ctx.models
-    fresh = ModelManager()
-    with _lock:
-        return _managers.setdefault(fresh.cache_dir.resolve(), fresh)
-
-
 def find_voice(spec: str, models: ModelManager) -> VoiceSpec | None:
     """What ``spec`` names (a catalog voice, a file or folder, a Hub id, espeak-ng), or None
     when it names no voice at all (a description such as 'calm female')."""
@@ -257,7 +245,7 @@ def _mms_language(name: str) -> str | None:
 
 def choose_voice(ctx: ToolContext, wanted: str, language: str | None) -> tuple[VoiceSpec, str]:
     """The voice to use and a note ('' when it is exactly what was asked for)."""
-    audio, models = ctx.settings.audio, manager_for(ctx)
+    audio, models = ctx.settings.audio, manager_of(ctx)
     named = {k.lower(): v for k, v in audio.voices.items()}
     key = wanted.strip().lower()
     note = ""
@@ -316,7 +304,7 @@ def choose_voice(ctx: ToolContext, wanted: str, language: str | None) -> tuple[V
 
 def load_voice(ctx: ToolContext, voice: VoiceSpec) -> Any:
     """The loaded engine (a PiperVoice, or a VITS model and tokenizer), once per manager."""
-    models = manager_for(ctx)
+    models = manager_of(ctx)
     if voice.backend == "espeak-ng":
         return None
     if voice.backend == "piper":
