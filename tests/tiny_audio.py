@@ -74,6 +74,25 @@ def t5_tokenizer(max_length: int = 32) -> Any:
     return tok
 
 
+def tiny_t5_config(tok: Any, d_model: int = 16, d_kv: int = 4, d_ff: int = 32, **extra: Any) -> Any:
+    """A one-layer T5 text-encoder config over ``tok`` (MusicGen, Stable Audio and AudioLDM2
+    all condition on one)."""
+    from transformers import T5Config
+
+    return T5Config(
+        vocab_size=len(tok),
+        d_model=d_model,
+        d_kv=d_kv,
+        d_ff=d_ff,
+        num_layers=1,
+        num_heads=2,
+        relative_attention_num_buckets=8,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        **extra,
+    )
+
+
 def roberta_tokenizer(folder: Path, max_length: int = 32) -> Any:
     """A RoBERTa byte-level BPE tokenizer over letters (CLAP's text side uses one)."""
     from transformers import RobertaTokenizer
@@ -99,22 +118,10 @@ def build_tiny_musicgen(folder: Path, seed: int = 0) -> Path:
         MusicgenDecoderConfig,
         MusicgenForConditionalGeneration,
         MusicgenProcessor,
-        T5Config,
     )
 
     tok = t5_tokenizer()
-    text = T5Config(
-        vocab_size=len(tok),
-        d_model=16,
-        d_kv=4,
-        d_ff=32,
-        num_layers=1,
-        num_heads=2,
-        relative_attention_num_buckets=8,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        decoder_start_token_id=tok.pad_token_id,
-    )
+    text = tiny_t5_config(tok, decoder_start_token_id=tok.pad_token_id)
     codec = EncodecConfig(
         sampling_rate=MUSICGEN_RATE,
         hidden_size=16,
@@ -162,23 +169,11 @@ def build_tiny_stable_audio(folder: Path, seed: int = 0) -> Path:
         StableAudioPipeline,
         StableAudioProjectionModel,
     )
-    from transformers import T5Config, T5EncoderModel
+    from transformers import T5EncoderModel
 
     torch.manual_seed(seed)
     tok = t5_tokenizer()
-    text_encoder = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tok),
-            d_model=16,
-            d_kv=4,
-            d_ff=32,
-            num_layers=1,
-            num_heads=2,
-            relative_attention_num_buckets=8,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-        )
-    )
+    text_encoder = T5EncoderModel(tiny_t5_config(tok))
     transformer = StableAudioDiTModel(
         sample_size=256,
         in_channels=3,
@@ -242,7 +237,6 @@ def build_tiny_audioldm2(folder: Path, seed: int = 0) -> Path:
         GPT2LMHeadModel,
         SpeechT5HifiGan,
         SpeechT5HifiGanConfig,
-        T5Config,
         T5EncoderModel,
     )
 
@@ -281,19 +275,7 @@ def build_tiny_audioldm2(folder: Path, seed: int = 0) -> Path:
         )
     )
     feature_extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=48_000, hop_length=7900)
-    text_encoder_2 = T5EncoderModel(
-        T5Config(
-            vocab_size=len(tokenizer_2),
-            d_model=32,
-            d_kv=8,
-            d_ff=37,
-            num_layers=1,
-            num_heads=2,
-            relative_attention_num_buckets=8,
-            pad_token_id=tokenizer_2.pad_token_id,
-            eos_token_id=tokenizer_2.eos_token_id,
-        )
-    )
+    text_encoder_2 = T5EncoderModel(tiny_t5_config(tokenizer_2, d_model=32, d_kv=8, d_ff=37))
     language_model = GPT2LMHeadModel(
         GPT2Config(
             n_embd=16,

@@ -6,6 +6,7 @@ import hashlib
 import io
 import mimetypes
 import os
+import re
 import shutil
 import tempfile
 from enum import StrEnum
@@ -15,6 +16,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.errors import ToolError
+
+
+def slug(text: str, fallback: str) -> str:
+    """A file-name stem from free text: lower-case ASCII words joined by '-', at most 40
+    characters; ``fallback`` when nothing is left ('a red fox!' -> 'a-red-fox')."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or fallback
 
 
 class Modality(StrEnum):

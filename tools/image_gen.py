@@ -7,13 +7,12 @@ ip_adapter); loading and running them is ``tools.diffusion``.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tools.artifact import Artifact, Modality
+from tools.artifact import Artifact, Modality, slug
 from tools.base import ImageInput, Tool, ToolContext, ToolResult, artifact_input, text_input
 from tools.errors import ToolError
 from tools.image_io import check_output_size, open_image
@@ -46,10 +45,6 @@ def _steps() -> Any:
 
 def _guidance(what: str) -> Any:
     return Field(None, ge=0, le=30, description=f"how strictly to follow the {what}")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "image"
 
 
 def _over(name: str, value: int | None, limit: int, setting: str) -> None:
@@ -207,7 +202,8 @@ class GenerateImage(Tool):
         call: dict[str, Any] = {"prompt": prompt, "negative_prompt": args.negative_prompt or None}
         call |= {"width": width, "height": height, "num_inference_steps": steps}
         call |= {"guidance_scale": guidance, "num_images_per_prompt": args.num_images}
-        arts, flags = _paint(ctx, pipe, self.name, _slug(prompt), seeds, meta, notes, call, style)
+        stem = slug(prompt, "image")
+        arts, flags = _paint(ctx, pipe, self.name, stem, seeds, meta, notes, call, style)
         styled = f", styled after {args.style_image.label()}" if args.style_image else ""
         what = (
             f"generated {len(arts)} {width}x{height} image{'s' if len(arts) > 1 else ''} with "
@@ -332,7 +328,7 @@ class EditImage(Tool):
         meta = {"instruction": instruction, "source": args.image.id, **facts}
         call: dict[str, Any] = {"prompt": instruction, "image": img, "num_inference_steps": steps}
         call |= {"guidance_scale": guidance, **extra}
-        stem = _slug(args.image.name.rsplit(".", 1)[0]) + "-edit"
+        stem = slug(args.image.name.rsplit(".", 1)[0], "image") + "-edit"
         arts, flags = _paint(
             ctx, pipe, self.name, stem, [seed], meta, notes, call, style, _resized(img.size)
         )
@@ -420,7 +416,7 @@ class InpaintImage(Tool):
         call: dict[str, Any] = {"prompt": args.prompt, "image": img, "mask_image": mask}
         call |= {"width": img.width, "height": img.height, "num_inference_steps": steps}
         call |= {"strength": strength, "guidance_scale": defaults.guidance}
-        stem = _slug(args.image.name.rsplit(".", 1)[0]) + "-inpaint"
+        stem = slug(args.image.name.rsplit(".", 1)[0], "image") + "-inpaint"
 
         def finish(out: Any) -> Any:
             return Image.composite(_resized(img.size)(out.convert("RGB")), img, soft)

@@ -9,7 +9,7 @@ import math
 import re
 from typing import Any
 
-from tools.artifact import Artifact, Modality
+from tools.artifact import Artifact, Modality, slug
 from tools.base import ToolContext
 from tools.errors import ToolError, require
 from tools.image_io import check_output_size
@@ -202,10 +202,6 @@ def render_svg(svg: str, width: int, height: int) -> Any:
     return img
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "sketch"
-
-
 def draw_sketch(ctx: ToolContext, prompt: str, width: int, height: int, reason: str) -> Artifact:
     """Ask the language model for an SVG illustration of ``prompt`` and store it as a PNG.
 
@@ -265,7 +261,7 @@ def draw_sketch(ctx: ToolContext, prompt: str, width: int, height: int, reason: 
                     "content": render("sketch_user.j2", prompt=prompt, problem=str(exc), **size),
                 },
             ]
-    name = _slug(prompt)
+    name = slug(prompt, "sketch")
     source = ctx.store.add_bytes(
         svg.encode("utf-8"),
         name=f"sketch-{name}.svg",

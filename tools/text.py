@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tools.artifact import Modality
+from tools.artifact import Modality, slug
 from tools.base import TextLike, Tool, ToolContext, ToolResult
 from tools.errors import ToolError
 
 MAX_INPUT_CHARS = 24_000
 """Text beyond this is refused rather than silently cut: small models have small contexts."""
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "text"
 
 
 def apply_language_model(
@@ -48,7 +43,7 @@ def apply_language_model(
         raise ToolError("the language model returned no text; try rephrasing the instruction")
     art = ctx.store.add_text(
         answer,
-        name=f"{name}-{_slug(instruction)}.txt",
+        name=f"{name}-{slug(instruction, 'text')}.txt",
         metadata={"instruction": instruction, "source_step": ctx.step_id},
     )
     first = answer.splitlines()[0]

@@ -9,13 +9,12 @@ prompt as a chat; Florence-2, BLIP and BLIP-2, which have none, get their own pl
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from tools.artifact import Artifact, Modality
+from tools.artifact import Artifact, Modality, slug
 from tools.base import REF_PATTERN, ImageInput, TextLike, Tool, ToolContext, ToolResult
 from tools.errors import ToolError
 from tools.image_io import open_image
@@ -164,10 +163,6 @@ def _summary(kind: str, text: str) -> str:
     return f"{kind}: {first[:80]}{'...' if len(first) > 80 else ''}"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "question"
-
-
 def _stem(image: Artifact) -> str:
     return Path(image.name).stem or "image"
 
@@ -247,7 +242,7 @@ class AskImage(Tool):
         text, model = look(ctx, args.image, "ask", question)
         art = ctx.store.add_text(
             text,
-            name=f"{_stem(args.image)}-answer-{_slug(question)}.txt",
+            name=f"{_stem(args.image)}-answer-{slug(question, 'question')}.txt",
             metadata={
                 "source_step": ctx.step_id,
                 "source": args.image.id,
