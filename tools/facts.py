@@ -24,6 +24,10 @@ def probe(art: Artifact) -> dict[str, Any]:
         from tools.audio_io import audio_facts
 
         return audio_facts(art)
+    if art.modality is Modality.VIDEO:
+        from tools.video_io import facts
+
+        return facts(art)
     if art.modality is Modality.TEXT:
         try:
             return {"chars": len(art.read_text())}

@@ -101,6 +101,50 @@ class AudioSettings(BaseModel):
     """Zero-shot audio classifier (CLAP) that describes sounds for audio_to_image's scene."""
 
 
+class VideoSettings(BaseModel):
+    """Models and limits of the video tools (``[tools.video]`` in config.toml).
+
+    Models are named as for images: a catalog name (``anymodal models list``), a local folder
+    or a Hugging Face Hub id of a diffusers pipeline.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    generator: str = "wan2.1-t2v-1.3b"
+    """Text-to-video diffusers pipeline for generate_video (Wan, LTX-Video, CogVideoX,
+    TextToVideoSD, or an SD 1.5 model when motion_adapter is set for AnimateDiff)."""
+    motion_adapter: str | None = None
+    """AnimateDiff motion adapter; set, the generator is an SD 1.x model it animates."""
+    animator: str = "stable-video-diffusion"
+    """Image-to-video diffusers pipeline for animate_image (Stable Video Diffusion, Wan or
+    LTX-Video image-to-video, CogVideoX image-to-video)."""
+    pan_zoom_fallback: bool = True
+    """With no image-to-video weights installed, let animate_image make a labelled
+    pan-and-zoom clip over the still image instead of failing."""
+    max_frames: int = Field(257, ge=1)
+    """Most frames generate_video and animate_image make in one call."""
+    max_side: int = Field(1280, ge=64)
+    """Largest width or height generate_video and animate_image make."""
+    max_steps: int = Field(100, ge=1)
+    """Most diffusion steps one video call may ask for."""
+    max_input_seconds: float = Field(4 * 3600, gt=0)
+    """Longest video a tool will read."""
+    max_input_side: int = Field(7680, ge=16)
+    """Largest width or height of a video a tool will read (7680: 8K)."""
+    max_output_seconds: float = Field(4 * 3600, gt=0)
+    """Longest video an editing tool (slideshow, change_speed, concat_videos) will write."""
+    max_extract_frames: int = Field(1000, ge=1)
+    """Most frames extract_frames and video_to_gif write in one call."""
+    keyframes: int = Field(12, ge=1, le=256)
+    """Frame budget of describe_video and ask_video: how many keyframes they caption."""
+    scene_threshold: float = Field(0.3, gt=0, le=1)
+    """How different two sampled frames must be (0..1) to count as a scene change."""
+    crf: int = Field(20, ge=0, le=51)
+    """H.264 quality of written videos (x264 CRF: lower is better and larger)."""
+    ffmpeg_timeout: float = Field(1800, gt=0)
+    """Seconds one ffmpeg run may take before it is stopped."""
+
+
 class ToolSettings(BaseModel):
     """Settings shared by the built-in tools."""
 
@@ -126,3 +170,5 @@ class ToolSettings(BaseModel):
     """Models and limits of the image and vision tools."""
     audio: AudioSettings = Field(default_factory=AudioSettings)
     """Models and limits of the audio tools."""
+    video: VideoSettings = Field(default_factory=VideoSettings)
+    """Models and limits of the video tools."""

@@ -1,0 +1,401 @@
+"""Reading and writing video: PyAV (FFmpeg's libraries) probes and decodes, the ffmpeg binary
+that imageio-ffmpeg bundles encodes and runs filter graphs.
+
+Every video tool goes through here, so the limits and the error messages are the same
+everywhere: a corrupt file, a zero-length video, a missing audio track or a huge resolution is
+refused with a message that says what was wrong, before any work is done. Outputs are written
+in a temporary folder and stored only after they probe as valid video, so a failed encode never
+leaves a broken artifact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from tools.artifact import Artifact
+from tools.base import ToolContext
+from tools.errors import MissingExtra, ToolError, require
+from tools.settings import ToolSettings
+
+EXTRA = "video"
+DEFAULT_FPS = 24.0
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary shipped by imageio-ffmpeg (no system ffmpeg needed)."""
+    return require("imageio_ffmpeg", EXTRA).get_ffmpeg_exe()
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file's headers say (nothing is decoded to learn it)."""
+
+    width: int
+    height: int
+    fps: float
+    """Average frame rate."""
+    duration: float
+    """Seconds."""
+    frames: int
+    """Frame count: the container's, else duration x fps."""
+    codec: str
+    has_audio: bool
+    audio_codec: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    variable_frame_rate: bool = False
+    """The average rate differs from the stream's base rate (phone recordings, screen captures):
+    frame times are not evenly spaced, so tools go by timestamps, not frame indices."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def _av() -> Any:
+    return require("av", EXTRA)
+
+
+def _open(path: str | Path, label: str) -> Any:
+    av = _av()
+    p = Path(path)
+    if not p.is_file():
+        raise ToolError(f"{label}: file not found ({p})")
+    if p.stat().st_size == 0:
+        raise ToolError(f"{label} is an empty (0-byte) file; attach the video again")
+    try:
+        return av.open(str(p), metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise ToolError(
+            f"{label} is not a video anymodal can read ({_why(exc)}); the file is corrupt, "
+            "truncated or not a video: use MP4, MOV, MKV, WebM, AVI or GIF"
+        ) from None
+
+
+def _why(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _rate(value: Any) -> float:
+    try:
+        return float(value) if value else 0.0
+    except (TypeError, ZeroDivisionError):
+        return 0.0
+
+
+def probe_path(path: str | Path, label: str = "") -> VideoInfo:
+    """Read a video file's facts from its headers.
+
+    Raises:
+        ToolError: The file is missing, empty, corrupt, has no video stream, no decoder for its
+            codec, or holds no frames.
+    """
+    av = _av()
+    label = label or Path(path).name
+    with _open(path, label) as container:
+        if not container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
+            raise ToolError(f"{label} has no video stream (streams: {kinds}); attach a video")
+        v = container.streams.video[0]
+        ctx = v.codec_context
+        codec = ctx.name if ctx is not None else "unknown"
+        try:
+            av.codec.Codec(codec, "r")
+        except (av.FFmpegError, ValueError):
+            raise ToolError(
+                f"{label} uses the {codec} codec, which the bundled FFmpeg cannot decode; "
+                "convert it to H.264 MP4 first"
+            ) from None
+        fps = _rate(v.average_rate) or _rate(v.guessed_rate) or _rate(v.base_rate)
+        base = _rate(v.base_rate)
+        duration = 0.0
+        if v.duration and v.time_base:
+            duration = float(v.duration * v.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        frames = int(v.frames or 0) or (round(duration * fps) if fps else 0)
+        if not duration and frames and fps:
+            duration = frames / fps
+        audio = container.streams.audio[0] if container.streams.audio else None
+        actx = audio.codec_context if audio is not None else None
+        width, height = (ctx.width, ctx.height) if ctx is not None else (0, 0)
+    if width <= 0 or height <= 0:
+        raise ToolError(f"{label} declares a {width}x{height} picture; the file is corrupt")
+    if frames <= 0 and duration <= 0:
+        raise ToolError(f"{label} is a zero-length video (no frames); attach a longer clip")
+    vfr = bool(fps and base and abs(base - fps) / base > 0.02)
+    return VideoInfo(
+        width=width,
+        height=height,
+        fps=round(fps, 3) if fps else DEFAULT_FPS,
+        duration=round(duration, 6),
+        frames=frames,
+        codec=codec,
+        has_audio=audio is not None,
+        audio_codec=actx.name if actx is not None else None,
+        sample_rate=actx.sample_rate if actx is not None else None,
+        channels=actx.channels if actx is not None else None,
+        variable_frame_rate=vfr,
+    )
+
+
+def probe(art: Artifact, settings: ToolSettings) -> VideoInfo:
+    """``probe_path`` plus the configured input limits (``tools.video.max_input_*``)."""
+    info = probe_path(art.path, art.label())
+    s = settings.video
+    if max(info.width, info.height) > s.max_input_side:
+        raise ToolError(
+            f"{art.label()} is {info.width}x{info.height}, over the limit of {s.max_input_side} "
+            "pixels a side (tools.video.max_input_side); scale it down first"
+        )
+    if info.duration > s.max_input_seconds:
+        raise ToolError(
+            f"{art.label()} lasts {info.duration / 3600:.1f} hours; the limit is "
+            f"{s.max_input_seconds / 3600:.1f} hours (tools.video.max_input_seconds)"
+        )
+    return info
+
+
+def require_audio(art: Artifact, info: VideoInfo, what: str) -> None:
+    """Refuse a video without a soundtrack for a tool that needs one."""
+    if not info.has_audio:
+        raise ToolError(
+            f"{art.label()} has no audio track, so there is nothing to {what}; "
+            "add one with add_audio first"
+        )
+
+
+def facts(art: Artifact) -> dict[str, Any]:
+    """Cheap header facts for state and the planner; ``unreadable`` when the headers are bad."""
+    try:
+        return probe_path(art.path, art.label()).to_dict()
+    except MissingExtra:
+        return {}
+    except ToolError as exc:
+        return {"unreadable": str(exc)}
+
+
+def count_frames(path: str | Path) -> int:
+    """Frames in the first video stream, counted by demuxing packets (no decoding)."""
+    with _open(path, Path(path).name) as container:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def iter_frames(
+    path: str | Path,
+    *,
+    fps: float | None = None,
+    max_side: int | None = None,
+    start: float = 0.0,
+    end: float | None = None,
+    label: str = "",
+) -> Iterator[tuple[float, Any]]:
+    """Decode frames as ``(seconds, RGB uint8 array HxWx3)``, in order.
+
+    ``fps`` keeps at most that many frames a second (by timestamp, so variable frame rates
+    are sampled evenly); ``max_side`` scales frames down in the decoder; ``start``/``end``
+    bound the span (seconds).
+
+    Raises:
+        ToolError: The stream is corrupt past repair (a damaged frame here and there is
+            skipped by the decoder).
+    """
+    av = _av()
+    label = label or Path(path).name
+    with _open(path, label) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if start > 0 and stream.time_base:
+            container.seek(int(start / stream.time_base), stream=stream, backward=True)
+        step = 1.0 / fps if fps else 0.0
+        next_t = start
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None or frame.time is None:
+                    continue
+                t = float(frame.time)
+                if t < start - 1e-6:
+                    continue
+                if end is not None and t >= end:
+                    break
+                if step and t + 1e-6 < next_t:
+                    continue
+                next_t = (next_t if next_t > t - step else t) + step if step else t
+                yield t, _to_rgb(frame, max_side)
+        except av.FFmpegError as exc:
+            raise ToolError(f"{label} could not be decoded ({_why(exc)}); it is corrupt") from None
+
+
+def _to_rgb(frame: Any, max_side: int | None) -> Any:
+    w, h = frame.width, frame.height
+    if max_side and max(w, h) > max_side:
+        scale = max_side / max(w, h)
+        w, h = max(2, round(w * scale)), max(2, round(h * scale))
+        return frame.to_ndarray(format="rgb24", width=w, height=h)
+    return frame.to_ndarray(format="rgb24")
+
+
+def frames_at(
+    path: str | Path, times: Sequence[float], *, max_side: int | None = None, label: str = ""
+) -> list[tuple[float, Any]]:
+    """The frame shown at each of ``times`` (seconds, ascending), decoded in one pass."""
+    wanted = sorted(times)
+    out: list[tuple[float, Any]] = []
+    last: tuple[float, Any] | None = None
+    i = 0
+    for t, img in iter_frames(path, max_side=max_side, label=label):
+        while i < len(wanted) and t > wanted[i] + 1e-6:
+            if last is not None:
+                out.append(last)
+            i += 1
+        if i >= len(wanted):
+            break
+        last = (t, img)
+        if abs(t - wanted[i]) < 1e-6:
+            out.append(last)
+            i += 1
+    while i < len(wanted) and last is not None:
+        out.append(last)
+        i += 1
+    return out
+
+
+def run_ffmpeg(args: Sequence[str], what: str, settings: ToolSettings) -> None:
+    """Run the bundled ffmpeg with ``args`` (after ``-nostdin -y -v error``).
+
+    Raises:
+        ToolError: ffmpeg failed (the message has its last error line) or ran past
+            ``tools.video.ffmpeg_timeout``.
+    """
+    cmd = [ffmpeg_exe(), "-nostdin", "-y", "-hide_banner", "-v", "error", *args]
+    timeout = settings.video.ffmpeg_timeout
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ToolError(
+            f"{what} took over {timeout:g}s in ffmpeg and was stopped "
+            "(tools.video.ffmpeg_timeout); try a shorter or smaller clip"
+        ) from None
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        raise ToolError(f"{what} failed in ffmpeg: {lines[-1] if lines else 'no output'}")
+
+
+def has_filter(name: str) -> bool:
+    """Whether the bundled ffmpeg was built with the filter ``name``."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-filters"], capture_output=True, text=True, timeout=60
+    )
+    return any(
+        line.split()[1:2] == [name] for line in proc.stdout.splitlines() if line.startswith(" ")
+    )
+
+
+@contextlib.contextmanager
+def workdir() -> Iterator[Path]:
+    """A temporary folder for frames and intermediate files, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="anymodal-video-") as tmp:
+        yield Path(tmp)
+
+
+def even(value: int) -> int:
+    """H.264 in yuv420p needs even sides."""
+    return max(2, value - value % 2)
+
+
+def encode_frames(
+    frames: Iterable[Any],
+    out: Path,
+    fps: float,
+    settings: ToolSettings,
+    *,
+    audio: Path | None = None,
+    ctx: ToolContext | None = None,
+    total: int | None = None,
+) -> int:
+    """Encode RGB frames (uint8 arrays HxWx3 or PIL images, all one size) to an H.264 MP4
+    (yuv420p, even sides, ``tools.video.crf``), with ``audio`` muxed in as AAC if given; the
+    video ends with the shorter of the two. Returns the number of frames written.
+
+    With ``ctx``, cancellation is checked and progress reported every frame (``total`` frames).
+    """
+    import numpy as np
+
+    iio = require("imageio_ffmpeg", EXTRA)
+    writer = None
+    count = 0
+    try:
+        for frame in frames:
+            arr = np.asarray(frame.convert("RGB") if hasattr(frame, "convert") else frame)
+            if arr.dtype != np.uint8:
+                arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
+            h, w = arr.shape[:2]
+            if writer is None:
+                size = (w, h)
+                params = ["-crf", str(settings.video.crf), "-preset", "medium"]
+                params += ["-movflags", "+faststart"]
+                if audio is not None:
+                    params += ["-b:a", "160k", "-shortest"]
+                writer = iio.write_frames(
+                    str(out),
+                    (even(w), even(h)),
+                    fps=fps,
+                    codec="libx264",
+                    quality=None,
+                    macro_block_size=2,
+                    ffmpeg_log_level="error",
+                    output_params=params,
+                    audio_path=str(audio) if audio is not None else None,
+                    audio_codec="aac" if audio is not None else None,
+                )
+                writer.send(None)
+            if (w, h) != size:
+                raise ToolError(f"frame {count + 1} is {w}x{h}, not {size[0]}x{size[1]}")
+            if w % 2 or h % 2:
+                arr = arr[: even(h), : even(w)]
+            writer.send(np.ascontiguousarray(arr))
+            count += 1
+            if ctx is not None:
+                ctx.check_cancelled()
+                if total:
+                    ctx.report(count / total, f"encoding frame {count}/{total}")
+    except (OSError, RuntimeError) as exc:
+        raise ToolError(f"encoding the video failed in ffmpeg: {_why(exc)}") from None
+    finally:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+    if count == 0:
+        raise ToolError("no frames to encode")
+    return count
+
+
+def store_video(
+    ctx: ToolContext, path: Path, name: str, **metadata: Any
+) -> tuple[Artifact, VideoInfo]:
+    """Store the finished file at ``path`` as a video artifact named ``name``, with its probed
+    facts (width, height, fps, duration, frames, has_audio) and ``metadata``.
+
+    Raises:
+        ToolError: The file is not a valid video (the encode failed): nothing is stored.
+    """
+    try:
+        info = probe_path(path, name)
+    except ToolError as exc:
+        raise ToolError(f"the written video is broken, so nothing was stored ({exc})") from None
+    meta = {**info.to_dict(), "source_step": ctx.step_id, **metadata}
+    art = ctx.store.add_file(path, name=name, metadata=meta)
+    return art, info
+
+
+def fps_fraction(fps: float) -> Fraction:
+    """A frame rate as ffmpeg likes it (30000/1001 rather than 29.97002997)."""
+    return Fraction(fps).limit_denominator(1001)
