@@ -62,3 +62,15 @@ def make_clip(
     if wav is not None:
         wav.unlink()
     return path
+
+
+def make_vfr_clip(path: Path, settings: ToolSettings | None = None) -> Path:
+    """A 3 s variable-frame-rate clip: 10 frames/s for 1.5 s, then 30 frames/s (60 frames)."""
+    from tools.video_io import run_ffmpeg
+
+    steady = make_clip(path.with_name(path.stem + "-cfr.mp4"), 3.0, 30.0, audio=False)
+    keep = "select='gte(n\\,45)+not(mod(n\\,3))'"
+    args = ["-i", str(steady), "-vf", keep, "-fps_mode", "vfr", "-an", str(path)]
+    run_ffmpeg(args, "making a VFR clip", settings or ToolSettings())
+    steady.unlink()
+    return path

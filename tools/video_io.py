@@ -102,7 +102,10 @@ def probe_path(path: str | Path, label: str = "") -> VideoInfo:
     with _open(path, label) as container:
         if not container.streams.video:
             kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
-            raise ToolError(f"{label} has no video stream (streams: {kinds}); attach a video")
+            raise ToolError(
+                f"{label} has no video stream (streams: {kinds}): it is not a video, or it is "
+                "truncated or corrupt; attach the video again"
+            )
         v = container.streams.video[0]
         ctx = v.codec_context
         codec = ctx.name if ctx is not None else "unknown"

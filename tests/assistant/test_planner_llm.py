@@ -167,6 +167,7 @@ def test_positional_schema_allows_only_references_that_exist_and_fit():
         "speak",
         "generate_music",
         "generate_sound",
+        "generate_video",
     }
 
 
