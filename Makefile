@@ -53,6 +53,8 @@ bench: setup
 	cd benchmarks && ../$(BIN)/python ocr_latency.py
 	cd benchmarks && ../$(BIN)/python transcribe_rtf.py
 	cd benchmarks && ../$(BIN)/python speak_rtf.py
+	cd benchmarks && ../$(BIN)/python video_keyframes.py
+	cd benchmarks && ../$(BIN)/python video_describe.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
