@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -123,7 +124,9 @@ def probe_path(path: str | Path, label: str = "") -> VideoInfo:
             duration = float(v.duration * v.time_base)
         elif container.duration:
             duration = container.duration / av.time_base
-        frames = int(v.frames or 0) or (round(duration * fps) if fps else 0)
+        declared = int(v.frames or 0)
+        found = sum(1 for packet in container.demux(v) if packet.size) if declared else 0
+        frames = declared or (round(duration * fps) if fps else 0)
         if not duration and frames and fps:
             duration = frames / fps
         audio = container.streams.audio[0] if container.streams.audio else None
@@ -133,6 +136,13 @@ def probe_path(path: str | Path, label: str = "") -> VideoInfo:
         raise ToolError(f"{label} declares a {width}x{height} picture; the file is corrupt")
     if frames <= 0 and duration <= 0:
         raise ToolError(f"{label} is a zero-length video (no frames); attach a longer clip")
+    if declared and declared - found > max(1, declared // 50):
+        # An MP4 cut short (a half-finished download) keeps its header, so it would probe
+        # fine and ffmpeg would quietly make a shorter video from it.
+        raise ToolError(
+            f"{label} is truncated: its header lists {declared} frames ({duration:.2f}s) "
+            f"but the file holds only {found}; attach the whole file again"
+        )
     vfr = bool(fps and base and abs(base - fps) / base > 0.02)
     return VideoInfo(
         width=width,
@@ -246,50 +256,131 @@ def _to_rgb(frame: Any, max_side: int | None) -> Any:
     return frame.to_ndarray(format="rgb24")
 
 
+def iter_frames_at(
+    path: str | Path, times: Sequence[float], *, max_side: int | None = None, label: str = ""
+) -> Iterator[tuple[float, Any]]:
+    """The frame on screen at each of ``times`` (seconds, ascending), decoded in one pass and
+    yielded as soon as it is found, so a thousand 4K frames never sit in memory together."""
+    wanted = sorted(times)
+    i, previous = 0, None
+    for t, img in iter_frames(path, max_side=max_side, label=label):
+        while i < len(wanted) and wanted[i] < t - 1e-6:
+            yield previous if previous is not None else (t, img)
+            i += 1
+        if i >= len(wanted):
+            return
+        previous = (t, img)
+    while previous is not None and i < len(wanted):
+        yield previous
+        i += 1
+
+
 def frames_at(
     path: str | Path, times: Sequence[float], *, max_side: int | None = None, label: str = ""
 ) -> list[tuple[float, Any]]:
-    """The frame shown at each of ``times`` (seconds, ascending), decoded in one pass."""
-    wanted = sorted(times)
-    out: list[tuple[float, Any]] = []
-    last: tuple[float, Any] | None = None
-    i = 0
-    for t, img in iter_frames(path, max_side=max_side, label=label):
-        while i < len(wanted) and t > wanted[i] + 1e-6:
-            if last is not None:
-                out.append(last)
-            i += 1
-        if i >= len(wanted):
-            break
-        last = (t, img)
-        if abs(t - wanted[i]) < 1e-6:
-            out.append(last)
-            i += 1
-    while i < len(wanted) and last is not None:
-        out.append(last)
-        i += 1
-    return out
+    """``iter_frames_at`` as a list."""
+    return list(iter_frames_at(path, times, max_side=max_side, label=label))
 
 
-def run_ffmpeg(args: Sequence[str], what: str, settings: ToolSettings) -> None:
+def run_ffmpeg(
+    args: Sequence[str],
+    what: str,
+    settings: ToolSettings,
+    *,
+    ctx: ToolContext | None = None,
+    seconds: float | None = None,
+    span: tuple[float, float] = (0.0, 1.0),
+) -> None:
     """Run the bundled ffmpeg with ``args`` (after ``-nostdin -y -v error``).
 
+    With ``ctx``, a cancelled step stops ffmpeg within half a second; given the ``seconds`` of
+    output expected, progress comes from ffmpeg's ``-progress`` lines, mapped into ``span``.
+
     Raises:
+        Cancelled: The step was cancelled while ffmpeg ran.
         ToolError: ffmpeg failed (the message has its last error line) or ran past
             ``tools.video.ffmpeg_timeout``.
     """
-    cmd = [ffmpeg_exe(), "-nostdin", "-y", "-hide_banner", "-v", "error", *args]
+    cmd = [ffmpeg_exe(), "-nostdin", "-y", "-hide_banner", "-v", "error"]
+    if ctx is not None:
+        cmd += ["-progress", "pipe:1", "-stats_period", "0.5"]
+    cmd += list(args)
     timeout = settings.video.ffmpeg_timeout
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
+    expired = threading.Event()
+    with tempfile.TemporaryFile("w+") as err:  # a file: a chatty stderr never stalls ffmpeg
+        out = subprocess.PIPE if ctx is not None else subprocess.DEVNULL
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+
+        def stop() -> None:
+            expired.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, stop)
+        timer.start()
+        try:
+            if ctx is not None and proc.stdout is not None:
+                for line in proc.stdout:
+                    if ctx.cancelled:
+                        proc.kill()
+                        break
+                    key, _, value = line.strip().partition("=")
+                    if key == "out_time_us" and seconds and value.isdigit():
+                        done = min(1.0, int(value) / 1e6 / seconds)
+                        ctx.report(span[0] + (span[1] - span[0]) * done, what)
+            code = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if ctx is not None:
+            ctx.check_cancelled()
+        if expired.is_set():
+            raise ToolError(
+                f"{what} took over {timeout:g}s in ffmpeg and was stopped "
+                "(tools.video.ffmpeg_timeout); try a shorter or smaller clip"
+            )
+        if code != 0:
+            err.seek(0)
+            lines = [ln for ln in err.read().strip().splitlines() if ln.strip()]
+            raise ToolError(f"{what} failed in ffmpeg: {lines[-1] if lines else 'no output'}")
+
+
+AAC_ARGS = ["-c:a", "aac", "-b:a", "160k"]
+MP4_ARGS = ["-movflags", "+faststart"]
+
+
+def x264_args(settings: ToolSettings) -> list[str]:
+    """ffmpeg output options for H.264 at ``tools.video.crf`` in yuv420p at a constant frame
+    rate (set the rate with ``cfr_filter`` in the filter graph: ``-r`` duplicates frames)."""
+    args = ["-c:v", "libx264", "-preset", "medium", "-crf", str(settings.video.crf)]
+    return args + ["-pix_fmt", "yuv420p", "-fps_mode", "cfr"]
+
+
+def cfr_filter(fps: float) -> str:
+    """The filter that makes evenly timed frames at ``fps`` (variable-rate input comes out
+    at a constant rate)."""
+    return f"fps={fps_fraction(fps)}"
+
+
+def filter_escape(text: str) -> str:
+    """A value (a file path) for a filter option, escaped for both levels ffmpeg parses: the
+    option's ``\\ ' :``, then the graph's ``\\ ' [ ] , ;``."""
+    for ch in "\\':":
+        text = text.replace(ch, "\\" + ch)
+    for ch in "\\'[],;":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def check_output_seconds(seconds: float, settings: ToolSettings) -> None:
+    """Refuse to write a video longer than ``tools.video.max_output_seconds``."""
+    limit = settings.video.max_output_seconds
+    if seconds > limit:
         raise ToolError(
-            f"{what} took over {timeout:g}s in ffmpeg and was stopped "
-            "(tools.video.ffmpeg_timeout); try a shorter or smaller clip"
-        ) from None
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
-        raise ToolError(f"{what} failed in ffmpeg: {lines[-1] if lines else 'no output'}")
+            f"the result would last {seconds:.1f}s; the limit is {limit:g}s "
+            "(tools.video.max_output_seconds): use fewer or shorter inputs"
+        )
 
 
 def has_filter(name: str) -> bool:

@@ -120,6 +120,9 @@ def test_truncated_and_audio_only_files(tmp_path: Path, ctx: ToolContext) -> Non
     cut.write_bytes(whole[:300])  # cut inside the headers
     with pytest.raises(ToolError, match="no video stream .*truncated or corrupt"):
         probe_path(cut)
+    cut.write_bytes(whole[: len(whole) // 2])  # the header is whole, half the frames gone
+    with pytest.raises(ToolError, match="is truncated: its header lists 20 frames"):
+        probe_path(cut)
     wav = ctx.store.add_file(tone(tmp_path / "t.wav", 1.0))
     with pytest.raises(ToolError, match=r"no video stream \(streams: audio\): it is not a video"):
         probe(wav, ToolSettings())
