@@ -408,8 +408,6 @@ class VideoToGif(Tool):
     outputs = (Modality.IMAGE,)
 
     def run(self, args: GifArgs, ctx: ToolContext) -> ToolResult:
-        from PIL import Image
-
         info = vio.probe(args.video, ctx.settings)
         start, end = args.start, min(args.end or info.duration, info.duration)
         if start >= info.duration:
@@ -426,35 +424,20 @@ class VideoToGif(Tool):
                 "(tools.video.max_extract_frames): give a shorter start..end or a lower fps"
             )
         width = args.width or min(info.width, 640)
-        look = f"fps={vio.fps_fraction(fps)},scale={width}:-1:flags=lanczos"
-        span = ["-ss", f"{start:.6f}", "-t", f"{end - start:.6f}", "-i", args.video.path]
         name = f"{stem(args.video)}.gif"
         ctx.report(0.0, f"making a GIF of {args.video.label()}")
         with vio.workdir() as tmp:
-            palette, out = tmp / "palette.png", tmp / name
-            vio.run_ffmpeg(  # pass 1: the 256 colours that suit these frames best
-                [*span, "-vf", f"{look},palettegen=stats_mode=diff", str(palette)],
-                "making the GIF's palette",
+            out = tmp / name
+            size, count = vio.write_gif(
+                args.video.path,
+                out,
                 ctx.settings,
+                fps=fps,
+                width=width,
+                start=start,
+                end=end,
                 ctx=ctx,
             )
-            ctx.check_cancelled()
-            ctx.report(0.5, "palette made; drawing the frames")
-            vio.run_ffmpeg(
-                [*span, "-i", str(palette), "-filter_complex"]
-                + [f"[0:v:0]{look}[x];[x][1:v]paletteuse=dither=sierra2_4a", "-loop", "0"]
-                + [str(out)],
-                "making the GIF",
-                ctx.settings,
-                ctx=ctx,
-            )
-            try:
-                with Image.open(out) as gif:
-                    size, count = gif.size, getattr(gif, "n_frames", 1)
-            except (OSError, ValueError) as exc:
-                raise ToolError(
-                    f"the written GIF is broken, so nothing was stored ({exc})"
-                ) from None
             facts = {"width": size[0], "height": size[1], "frames": count, "fps": fps}
             facts |= {"start": start, "end": end, "duration": round(end - start, 6)}
             meta = {**facts, "source": args.video.id, "source_step": ctx.step_id}

@@ -373,6 +373,53 @@ def filter_escape(text: str) -> str:
     return text
 
 
+def write_gif(
+    src: str | Path,
+    out: Path,
+    settings: ToolSettings,
+    *,
+    fps: float,
+    width: int,
+    start: float = 0.0,
+    end: float | None = None,
+    ctx: ToolContext | None = None,
+) -> tuple[tuple[int, int], int]:
+    """Write the video ``src`` (from ``start`` to ``end`` seconds) as a looping GIF ``width``
+    pixels wide at ``fps``: two ffmpeg passes, the first finding the 256 colours that suit
+    these frames best. Returns the GIF's size and frame count.
+
+    Raises:
+        ToolError: ffmpeg failed, or the written GIF does not open.
+    """
+    from PIL import Image
+
+    look = f"fps={fps_fraction(fps)},scale={width}:-2:flags=lanczos"
+    span = ["-ss", f"{start:.6f}"] + (["-t", f"{end - start:.6f}"] if end is not None else [])
+    span += ["-i", str(src)]
+    palette = out.with_name(out.stem + "-palette.png")
+    run_ffmpeg(
+        [*span, "-vf", f"{look},palettegen=stats_mode=diff", str(palette)],
+        "making the GIF's palette",
+        settings,
+        ctx=ctx,
+    )
+    if ctx is not None:
+        ctx.report(0.5, "palette made; drawing the frames")
+    run_ffmpeg(
+        [*span, "-i", str(palette), "-filter_complex"]
+        + [f"[0:v:0]{look}[x];[x][1:v]paletteuse=dither=sierra2_4a", "-loop", "0", str(out)],
+        "making the GIF",
+        settings,
+        ctx=ctx,
+    )
+    palette.unlink(missing_ok=True)
+    try:
+        with Image.open(out) as gif:
+            return gif.size, getattr(gif, "n_frames", 1)
+    except (OSError, ValueError) as exc:
+        raise ToolError(f"the written GIF is broken, so nothing was stored ({exc})") from None
+
+
 def check_output_seconds(seconds: float, settings: ToolSettings) -> None:
     """Refuse to write a video longer than ``tools.video.max_output_seconds``."""
     limit = settings.video.max_output_seconds
@@ -414,12 +461,14 @@ def encode_frames(
     audio: Path | None = None,
     ctx: ToolContext | None = None,
     total: int | None = None,
+    span: tuple[float, float] = (0.0, 1.0),
 ) -> int:
     """Encode RGB frames (uint8 arrays HxWx3 or PIL images, all one size) to an H.264 MP4
     (yuv420p, even sides, ``tools.video.crf``), with ``audio`` muxed in as AAC if given; the
     video ends with the shorter of the two. Returns the number of frames written.
 
-    With ``ctx``, cancellation is checked and progress reported every frame (``total`` frames).
+    With ``ctx``, cancellation is checked and progress reported every frame (``total``
+    frames), mapped into ``span`` (a tool that denoised first reports encoding from 0.9 on).
     """
     import numpy as np
 
@@ -460,7 +509,8 @@ def encode_frames(
             if ctx is not None:
                 ctx.check_cancelled()
                 if total:
-                    ctx.report(count / total, f"encoding frame {count}/{total}")
+                    done = span[0] + (span[1] - span[0]) * count / total
+                    ctx.report(done, f"encoding frame {count}/{total}")
     except (OSError, RuntimeError) as exc:
         raise ToolError(f"encoding the video failed in ffmpeg: {_why(exc)}") from None
     finally:
