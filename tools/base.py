@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -207,6 +208,19 @@ class ToolContext:
     def report(self, fraction: float, message: str = "", preview: Artifact | None = None) -> None:
         """Report progress (0..1) with a message and optionally a preview artifact."""
         self.progress_fn(max(0.0, min(1.0, fraction)), message, preview)
+
+    def phase(self, lo: float, hi: float, label: str = "", stream: bool = True) -> ToolContext:
+        """This context with its progress 0..1 mapped into ``lo..hi`` of the whole, messages
+        after ``label``, cancellation shared: a part of a tool that reports its own 0..1 (a
+        pipeline, an encoder) never sends the bar backwards. ``stream=False`` stops the part's
+        tokens reaching the event stream (a frame caption is not the answer)."""
+
+        def report(fraction: float, message: str, preview: Artifact | None) -> None:
+            text = f"{label}: {message}" if label and message else label or message
+            self.report(lo + (hi - lo) * fraction, text, preview)
+
+        token_fn = self.token_fn if stream else None
+        return dataclasses.replace(self, progress_fn=report, token_fn=token_fn)
 
     def resolve(self, value: str) -> Artifact:
         """Turn a reference, an artifact id or a path inside the session into an artifact."""
