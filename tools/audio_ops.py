@@ -9,7 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tools.artifact import Artifact, Modality
 from tools.audio_io import decode_audio
-from tools.base import AudioInput, Tool, ToolContext, ToolResult, artifact_input
+from tools.base import (
+    AudioInput,
+    EndTime,
+    StartTime,
+    Tool,
+    ToolContext,
+    ToolResult,
+    artifact_input,
+    end_after_start,
+)
 from tools.errors import ToolError, require
 
 AudioFormat = Literal["wav", "flac", "ogg", "mp3", "m4a"]
@@ -61,14 +70,10 @@ class TrimArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     audio: AudioInput
-    start: float = Field(0.0, ge=0, description="start time in seconds")
-    end: float | None = Field(None, gt=0, description="end time in seconds (default: the end)")
+    start: StartTime = 0.0
+    end: EndTime = None
 
-    @model_validator(mode="after")
-    def _order(self) -> TrimArgs:
-        if self.end is not None and self.end <= self.start:
-            raise ValueError(f"end ({self.end}s) must be after start ({self.start}s)")
-        return self
+    _order = model_validator(mode="after")(end_after_start)
 
 
 class TrimAudio(Tool):

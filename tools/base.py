@@ -136,6 +136,18 @@ def text_input(description: str = "") -> Any:
 TextLike = text_input()
 
 
+StartTime = Annotated[float, Field(ge=0, description="start time in seconds")]
+EndTime = Annotated[float | None, Field(gt=0, description="end time in seconds (default: the end)")]
+
+
+def end_after_start(args: Any) -> Any:
+    """A model validator for ``start: StartTime`` / ``end: EndTime`` fields; use it as
+    ``_order = model_validator(mode="after")(end_after_start)`` in the model."""
+    if args.end is not None and args.end <= args.start:
+        raise ValueError(f"end ({args.end}s) must be after start ({args.start}s)")
+    return args
+
+
 def input_modalities_of(model: type[BaseModel]) -> tuple[Modality, ...]:
     """The modalities an input model's artifact slots accept, in schema order."""
     found: list[Modality] = []

@@ -17,7 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tools import video_io as vio
 from tools.artifact import Artifact, Modality
-from tools.base import Tool, ToolContext, ToolResult, VideoInput
+from tools.base import (
+    EndTime,
+    StartTime,
+    Tool,
+    ToolContext,
+    ToolResult,
+    VideoInput,
+    end_after_start,
+)
 from tools.errors import ToolError
 from tools.video_compose import (
     add_audio,
@@ -240,14 +248,10 @@ class TrimVideoArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     video: VideoInput
-    start: float = Field(0.0, ge=0, description="start time in seconds")
-    end: float | None = Field(None, gt=0, description="end time in seconds (default: the end)")
+    start: StartTime = 0.0
+    end: EndTime = None
 
-    @model_validator(mode="after")
-    def _order(self) -> TrimVideoArgs:
-        if self.end is not None and self.end <= self.start:
-            raise ValueError(f"end ({self.end}s) must be after start ({self.start}s)")
-        return self
+    _order = model_validator(mode="after")(end_after_start)
 
 
 class TrimVideo(Tool):
@@ -391,14 +395,10 @@ class GifArgs(BaseModel):
     width: int | None = Field(
         None, ge=16, le=1920, description="width in pixels (default: keep, at most 640)"
     )
-    start: float = Field(0.0, ge=0, description="start time in seconds")
-    end: float | None = Field(None, gt=0, description="end time in seconds (default: the end)")
+    start: StartTime = 0.0
+    end: EndTime = None
 
-    @model_validator(mode="after")
-    def _order(self) -> GifArgs:
-        if self.end is not None and self.end <= self.start:
-            raise ValueError(f"end ({self.end}s) must be after start ({self.start}s)")
-        return self
+    _order = model_validator(mode="after")(end_after_start)
 
 
 class VideoToGif(Tool):

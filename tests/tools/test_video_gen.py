@@ -21,7 +21,8 @@ from tests.tiny_video import (
     build_tiny_text_to_video,
     build_tiny_wan,
 )
-from tools import ArtifactStore, Cancelled, ModelManager, ToolContext, ToolError, ToolSettings
+from tests.tools.test_image_gen import Ctx
+from tools import Cancelled, ModelManager, ToolError, ToolSettings
 from tools.video_gen import animate_image, generate_video
 from tools.video_io import count_frames, iter_frames, probe_path
 from tools.video_panzoom import PAN_ZOOM_LABEL, camera_move
@@ -52,32 +53,6 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def models(tmp_path_factory: pytest.TempPathFactory) -> ModelManager:
     """One model manager for the session, so each tiny pipeline loads once."""
     return ModelManager(tmp_path_factory.mktemp("mm"), device="cpu", dtype="float32")
-
-
-class Ctx:
-    """A ToolContext that records progress events, with attachment helpers."""
-
-    def __init__(self, tmp_path: Path, settings: ToolSettings, models: Any):
-        self.events: list[tuple[float, str, Any]] = []
-        self.ctx = ToolContext(
-            store=ArtifactStore(tmp_path / "store"),
-            workspace=tmp_path,
-            settings=settings,
-            models=models,
-            progress_fn=lambda f, m, p: self.events.append((f, m, p)),
-            step_id="s1",
-        )
-
-    def attach(self, path: Path) -> str:
-        ref = f"a{len(self.ctx.refs) + 1}"
-        self.ctx.refs[ref] = [self.ctx.store.add_file(path)]
-        return "$" + ref
-
-    def steps(self) -> list[tuple[float, str, Any]]:
-        return [e for e in self.events if ": step " in e[1]]
-
-    def files(self) -> set[Path]:
-        return {p for p in self.ctx.store.root.rglob("*") if p.is_file()}
 
 
 @pytest.fixture
