@@ -221,16 +221,23 @@ class ArtifactStore:
         )
 
     def add_image(
-        self, image: Any, *, name: str = "image.png", format: str | None = None, **kwargs: Any
+        self,
+        image: Any,
+        *,
+        name: str = "image.png",
+        format: str | None = None,
+        save_options: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> Artifact:
-        """Encode a PIL image (PNG unless the name or ``format`` says otherwise)."""
+        """Encode a PIL image (PNG unless the name or ``format`` says otherwise);
+        ``save_options`` go to PIL's ``save`` (``{"compress_level": 1}`` for a fast PNG)."""
         fmt = (format or Path(name).suffix.lstrip(".") or "png").upper()
         fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(fmt, fmt)
         buf = io.BytesIO()
         img = image
         if fmt == "JPEG" and img.mode not in ("RGB", "L"):
             img = img.convert("RGB")
-        img.save(buf, format=fmt)
+        img.save(buf, format=fmt, **(save_options or {}))
         meta = {
             "width": image.width,
             "height": image.height,
