@@ -149,3 +149,15 @@ def test_ffmpeg_errors_and_workdir(tmp_path: Path) -> None:
         (folder / "frame.png").write_bytes(b"x")
     assert not folder.exists()
     assert has_filter("scale") and not has_filter("no-such-filter")
+
+
+def test_the_decoder_can_skip_frames_and_seek(tmp_path: Path) -> None:
+    from tools.video_io import seek_frames
+
+    path = make_clip(tmp_path / "c.mp4", 4.0, 10.0, scenes=2)
+    every = [t for t, _ in iter_frames(path)]
+    keys = [t for t, _ in iter_frames(path, skip="NONKEY")]
+    assert len(every) == 40 and keys[0] == 0.0 and len(keys) < len(every)
+    sought = seek_frames(path, [0.25, 3.5], max_side=48)
+    assert [round(t, 2) for t, _ in sought] == [0.2, 3.5]
+    assert sought[1][1].shape == (32, 48, 3) and sought[1][1][2, 2, 1] > 120  # the green scene
