@@ -1,7 +1,7 @@
 """Keyframe extraction speed (tools/keyframes.py), the first half of describe_video.
 
 The clip is made at run time in a temporary folder: 60 s of 1280x720 at 30 fps, H.264 through
-the project's own encoder (tools.video_io.encode_frames, CRF 20), six real photos from
+the project's own encoder (tools.ffmpeg.encode_frames, CRF 20), six real photos from
 ../shared/media panned and zoomed 10 s each (so the frames differ and do not compress away),
 cut one to the next, over the four LibriSpeech recordings looped to 60 s as AAC.
 
@@ -32,8 +32,9 @@ from typing import Any
 from results_io import write_results
 
 from tools import keyframes as kf
+from tools.ffmpeg import encode_frames, ffmpeg_exe
 from tools.settings import ToolSettings
-from tools.video_io import encode_frames, ffmpeg_exe, frames_at, iter_frames, probe_path
+from tools.video_io import frames_at, iter_frames, probe_path
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 PHOTOS = ("13181.jpg", "11674.jpg", "12300.jpg", "11807.jpg", "13426.jpg", "13480.jpg")

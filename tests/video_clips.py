@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tools.ffmpeg import encode_frames
 from tools.settings import ToolSettings
-from tools.video_io import encode_frames
 
 COLOURS: list[tuple[int, ...]] = [
     (200, 30, 30),
@@ -66,7 +66,7 @@ def make_clip(
 
 def make_vfr_clip(path: Path, settings: ToolSettings | None = None) -> Path:
     """A 3 s variable-frame-rate clip: 10 frames/s for 1.5 s, then 30 frames/s (60 frames)."""
-    from tools.video_io import run_ffmpeg
+    from tools.ffmpeg import run_ffmpeg
 
     steady = make_clip(path.with_name(path.stem + "-cfr.mp4"), 3.0, 30.0, audio=False)
     keep = "select='gte(n\\,45)+not(mod(n\\,3))'"

@@ -10,6 +10,7 @@ from typing import Any
 
 from tools.artifact import Artifact
 from tools.errors import ToolError, require
+from tools.ffmpeg import ffmpeg_exe
 from tools.settings import ToolSettings
 
 # Container name -> (soundfile format, subtype); None means "encode through ffmpeg".
@@ -21,11 +22,6 @@ WRITE_FORMATS: dict[str, tuple[str, str | None] | None] = {
     "m4a": None,
 }
 MIN_RATE, MAX_RATE = 1_000, 384_000
-
-
-def ffmpeg_exe() -> str:
-    """The ffmpeg binary shipped by imageio-ffmpeg (no system ffmpeg needed)."""
-    return require("imageio_ffmpeg", "audio").get_ffmpeg_exe()
 
 
 def decode_audio(art: Artifact, settings: ToolSettings) -> tuple[Any, int]:

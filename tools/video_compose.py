@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tools import ffmpeg as ff
 from tools import video_io as vio
 from tools.artifact import Artifact, Modality, slug
 from tools.base import (
@@ -105,7 +106,7 @@ class ConcatVideos(Tool):
         clips: list[Artifact] = list(args.videos)
         infos = [vio.probe(art, ctx.settings) for art in clips]
         first = infos[0]
-        w, h, fps = vio.even(first.width), vio.even(first.height), first.fps
+        w, h, fps = ff.even(first.width), ff.even(first.height), first.fps
         durations = [i.duration for i in infos]
         fades = []
         if args.transition == "crossfade":  # a third of the shorter clip at most
@@ -113,7 +114,7 @@ class ConcatVideos(Tool):
                 min(CROSSFADE, a / 3, b / 3) for a, b in zip(durations, durations[1:], strict=False)
             ]
         total = sum(durations) - sum(fades)
-        vio.check_output_seconds(total, ctx.settings)
+        ff.check_output_seconds(total, ctx.settings)
         with_audio = any(i.has_audio for i in infos)
         notes = [n for art, i in zip(clips, infos, strict=True) for n in vfr_notes(art, i)]
         graph = []
@@ -123,7 +124,7 @@ class ConcatVideos(Tool):
                 notes.append(f"{art.label()} ({info.width}x{info.height}) was fitted to {w}x{h}")
             graph.append(
                 f"[{k}:v:0]setpts=PTS-STARTPTS,scale={w}:{h}:force_original_aspect_ratio="
-                f"decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,{vio.cfr_filter(fps)},"
+                f"decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2,setsar=1,{ff.cfr_filter(fps)},"
                 f"format=yuv420p,tpad=stop=-1:stop_mode=clone,trim=duration={d}[v{k}]"
             )
             if with_audio and info.has_audio:
@@ -149,20 +150,20 @@ class ConcatVideos(Tool):
             outs = "[xv][xa]" if with_audio else "[xv]"
             graph.append(f"{pads}concat=n={len(clips)}:v=1:a={int(with_audio)}{outs}")
             v, a = "xv", "xa"
-        maps = ["-map", f"[{v}]"] + (["-map", f"[{a}]", *vio.AAC_ARGS] if with_audio else [])
+        maps = ["-map", f"[{v}]"] + (["-map", f"[{a}]", *ff.AAC_ARGS] if with_audio else [])
         inputs = [x for art in clips for x in ("-i", art.path)]
         name = f"{stem(clips[0])}-joined.mp4"
         ctx.report(0.0, f"joining {len(clips)} clips")
         with vio.workdir() as tmp:
             out = tmp / name
-            vio.run_ffmpeg(
+            ff.run_ffmpeg(
                 [
                     *inputs,
                     "-filter_complex",
                     ";".join(graph),
                     *maps,
-                    *vio.x264_args(ctx.settings),
-                    *vio.MP4_ARGS,
+                    *ff.x264_args(ctx.settings),
+                    *ff.MP4_ARGS,
                 ]
                 + [str(out)],
                 "joining the clips",
@@ -227,15 +228,15 @@ class AddAudio(Tool):
         if copy:
             video = ["-map", "0:v:0", "-c:v", "copy"]
         else:
-            graph = f"[0:v:0]{vio.cfr_filter(info.fps)}[v];{graph}"
-            video = ["-map", "[v]", *vio.x264_args(ctx.settings)]
+            graph = f"[0:v:0]{ff.cfr_filter(info.fps)}[v];{graph}"
+            video = ["-map", "[v]", *ff.x264_args(ctx.settings)]
         name = f"{stem(args.video)}-{'mixed' if mode == 'mix' else 'with-audio'}.mp4"
         ctx.report(0.0, f"{'mixing' if mode == 'mix' else 'putting'} {args.audio.label()} on")
         with vio.workdir() as tmp:
             out = tmp / name
-            vio.run_ffmpeg(
+            ff.run_ffmpeg(
                 ["-i", args.video.path, "-i", args.audio.path, "-filter_complex", graph + "[a]"]
-                + [*video, "-map", "[a]", *vio.AAC_ARGS, "-t", f"{d:.6f}", *vio.MP4_ARGS, str(out)],
+                + [*video, "-map", "[a]", *ff.AAC_ARGS, "-t", f"{d:.6f}", *ff.MP4_ARGS, str(out)],
                 "putting the audio on the video",
                 ctx.settings,
                 ctx=ctx,
@@ -294,7 +295,7 @@ class Slideshow(Tool):
         for art in images[1:]:  # refuse a broken image before any work
             open_image(art, ctx.settings).close()
         scale = min(1.0, 1920 / max(w0, h0))
-        canvas = (vio.even(round(w0 * scale)), vio.even(round(h0 * scale)))
+        canvas = (ff.even(round(w0 * scale)), ff.even(round(h0 * scale)))
         n, fps = len(images), args.fps
         notes: list[str] = []
         sound = None
@@ -314,7 +315,7 @@ class Slideshow(Tool):
             notes.append(f"the audio ends at {sound['duration']:.2f}s; silence after it")
         elif sound is not None and sound["duration"] > n * per + 0.01:
             notes.append(f"the last image is held until the audio ends at {total:.2f}s")
-        vio.check_output_seconds(total, ctx.settings)
+        ff.check_output_seconds(total, ctx.settings)
         fade = min(CROSSFADE, per / 3) if args.transition == "crossfade" and n > 1 else 0.0
         count = max(1, round(total * fps))
         frames = _slides(images, ctx.settings, canvas, per, fade, fps, count)
@@ -324,7 +325,7 @@ class Slideshow(Tool):
             out, track = tmp / name, None
             if args.audio is not None:
                 track = tmp / "soundtrack.wav"
-                vio.run_ffmpeg(
+                ff.run_ffmpeg(
                     ["-i", args.audio.path, "-map", "0:a:0", "-af", f"apad=whole_dur={total}"]
                     + ["-t", f"{total:.6f}", "-c:a", "pcm_s16le", str(track)],
                     "reading the audio",
@@ -332,7 +333,7 @@ class Slideshow(Tool):
                     ctx=ctx,
                 )
                 ctx.check_cancelled()
-            vio.encode_frames(frames, out, fps, ctx.settings, audio=track, ctx=ctx, total=count)
+            ff.encode_frames(frames, out, fps, ctx.settings, audio=track, ctx=ctx, total=count)
             art, info = vio.store_video(
                 ctx,
                 out,

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tools import ffmpeg as ff
 from tools import video_io as vio
 from tools.artifact import Artifact, Modality
 from tools.base import (
@@ -54,7 +55,7 @@ AUDIO_CODECS: dict[str, tuple[list[str], str]] = {
     "wav": (["-c:a", "pcm_s16le"], "pcm_s16le"),
     "flac": (["-c:a", "flac"], "flac"),
     "mp3": (["-c:a", "libmp3lame", "-q:a", "2"], "mp3"),
-    "m4a": (vio.AAC_ARGS, "aac"),
+    "m4a": (ff.AAC_ARGS, "aac"),
     "ogg": (["-c:a", "libvorbis", "-q:a", "5"], "vorbis"),
 }
 
@@ -84,7 +85,7 @@ class ExtractAudio(Tool):
         with vio.workdir() as tmp:
             out = tmp / name
             codec = ["-c:a", "copy"] if copied else encode
-            vio.run_ffmpeg(
+            ff.run_ffmpeg(
                 ["-i", args.video.path, "-map", "0:a:0", "-vn", *codec, str(out)],
                 "extracting the audio",
                 ctx.settings,
@@ -212,22 +213,22 @@ class ChangeSpeed(Tool):
     def run(self, args: ChangeSpeedArgs, ctx: ToolContext) -> ToolResult:
         info = vio.probe(args.video, ctx.settings)
         f = args.factor
-        vio.check_output_seconds(info.duration / f, ctx.settings)
+        ff.check_output_seconds(info.duration / f, ctx.settings)
         notes = vfr_notes(args.video, info)
-        graph = f"[0:v:0]setpts=(PTS-STARTPTS)/{f:.6g},{vio.cfr_filter(info.fps)}[v]"
+        graph = f"[0:v:0]setpts=(PTS-STARTPTS)/{f:.6g},{ff.cfr_filter(info.fps)}[v]"
         maps = ["-map", "[v]"]
         if args.keep_audio and info.has_audio:
             graph += f";[0:a:0]asetpts=PTS-STARTPTS,{atempo_chain(f)}[a]"
-            maps += ["-map", "[a]", *vio.AAC_ARGS]
+            maps += ["-map", "[a]", *ff.AAC_ARGS]
         elif args.keep_audio:
             notes.append(f"{args.video.label()} has no soundtrack")
         name = f"{stem(args.video)}-{f:g}x.mp4"
         ctx.report(0.0, f"changing the speed of {args.video.label()} by {f:g}x")
         with vio.workdir() as tmp:
             out = tmp / name
-            vio.run_ffmpeg(
+            ff.run_ffmpeg(
                 ["-i", args.video.path, "-filter_complex", graph, *maps]
-                + [*vio.x264_args(ctx.settings), *vio.MP4_ARGS, str(out)],
+                + [*ff.x264_args(ctx.settings), *ff.MP4_ARGS, str(out)],
                 "changing the speed",
                 ctx.settings,
                 ctx=ctx,
@@ -279,7 +280,7 @@ class TrimVideo(Tool):
             out = tmp / name
             # Seeking the input while re-encoding is frame-accurate (a stream copy would start
             # at the keyframe before ``start``).
-            vio.run_ffmpeg(
+            ff.run_ffmpeg(
                 ["-ss", f"{args.start:.6f}", "-i", args.video.path, "-t", f"{end - args.start:.6f}"]
                 + [
                     "-map",
@@ -287,11 +288,11 @@ class TrimVideo(Tool):
                     "-map",
                     "0:a:0?",
                     "-vf",
-                    vio.cfr_filter(info.fps),
-                    *vio.x264_args(ctx.settings),
-                    *vio.AAC_ARGS,
+                    ff.cfr_filter(info.fps),
+                    *ff.x264_args(ctx.settings),
+                    *ff.AAC_ARGS,
                 ]
-                + [*vio.MP4_ARGS, str(out)],
+                + [*ff.MP4_ARGS, str(out)],
                 "trimming",
                 ctx.settings,
                 ctx=ctx,
@@ -330,9 +331,9 @@ class StabilizeVideo(Tool):
     def run(self, args: StabilizeArgs, ctx: ToolContext) -> ToolResult:
         info = vio.probe(args.video, ctx.settings)
         notes = vfr_notes(args.video, info)
-        if vio.has_filter("vidstabdetect") and vio.has_filter("vidstabtransform"):
+        if ff.has_filter("vidstabdetect") and ff.has_filter("vidstabtransform"):
             method = "vidstab"
-        elif vio.has_filter("deshake"):
+        elif ff.has_filter("deshake"):
             method = "deshake"
             notes.append("vid.stab is missing, so deshake ran; it takes no smoothing amount")
         else:
@@ -342,13 +343,13 @@ class StabilizeVideo(Tool):
                 "get a full build"
             )
         name = f"{stem(args.video)}-stabilized.mp4"
-        encode = ["-map", "0:a:0?", *vio.x264_args(ctx.settings), *vio.AAC_ARGS, *vio.MP4_ARGS]
+        encode = ["-map", "0:a:0?", *ff.x264_args(ctx.settings), *ff.AAC_ARGS, *ff.MP4_ARGS]
         ctx.report(0.0, f"stabilising {args.video.label()} with {method}")
         with vio.workdir() as tmp:
             out = tmp / name
             if method == "vidstab":
-                transforms = vio.filter_escape(str(tmp / "transforms.trf"))
-                vio.run_ffmpeg(
+                transforms = ff.filter_escape(str(tmp / "transforms.trf"))
+                ff.run_ffmpeg(
                     ["-i", args.video.path, "-map", "0:v:0"]
                     + ["-vf", f"vidstabdetect=shakiness=5:accuracy=15:result={transforms}"]
                     + ["-f", "null", "-"],
@@ -366,9 +367,9 @@ class StabilizeVideo(Tool):
                 smooth = (
                     "deshake=rx=16:ry=16:edge=mirror:blocksize=16:contrast=64:search=exhaustive"
                 )
-            vio.run_ffmpeg(
+            ff.run_ffmpeg(
                 ["-i", args.video.path, "-map", "0:v:0"]
-                + ["-vf", f"{smooth},{vio.cfr_filter(info.fps)}"]
+                + ["-vf", f"{smooth},{ff.cfr_filter(info.fps)}"]
                 + [*encode, str(out)],
                 "stabilising",
                 ctx.settings,
@@ -428,7 +429,7 @@ class VideoToGif(Tool):
         ctx.report(0.0, f"making a GIF of {args.video.label()}")
         with vio.workdir() as tmp:
             out = tmp / name
-            size, count = vio.write_gif(
+            size, count = ff.write_gif(
                 args.video.path,
                 out,
                 ctx.settings,

@@ -159,7 +159,8 @@ def _store(
     MP4 as well (at most ``GIF_MAX_WIDTH`` wide); store them only once both are written and
     the MP4 probes as valid. Progress runs from ``start`` (where denoising left it) to the end.
     Returns the artifacts and the MP4's VideoInfo."""
-    from tools.video_io import encode_frames, probe_path, store_video, workdir, write_gif
+    from tools.ffmpeg import encode_frames, write_gif
+    from tools.video_io import probe_path, store_video, workdir
 
     mid = start + (1.0 - start) * ENCODE_SHARE if fmt == "gif" else 1.0
     with workdir() as tmp:

@@ -78,7 +78,7 @@ def plan_pan_zoom(
     """The camera move ``motion`` asks for, the clip's size (as asked, a missing side from the
     image's shape, else the image's own size; within ``max_side``, even for H.264) and notes
     on what the words could not get."""
-    from tools.video_io import even
+    from tools.ffmpeg import even
 
     move, notes = camera_move(motion)
     w, h = fill_size(asked, img_size[0] / img_size[1], img_size)

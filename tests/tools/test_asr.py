@@ -258,7 +258,7 @@ def test_base_detects_english(media: Path, tmp_path: Path, models: ModelManager)
 
 @pytest.mark.model
 def test_transcribes_a_videos_soundtrack(media: Path, tmp_path: Path, models: ModelManager) -> None:
-    from tools.audio_io import ffmpeg_exe
+    from tools.ffmpeg import ffmpeg_exe
 
     flac = media / "1284-1180-0003.flac"
     video = tmp_path / "talk.mp4"

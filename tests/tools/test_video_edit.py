@@ -13,13 +13,14 @@ import pytest
 
 from tests.video_clips import make_clip, make_vfr_clip, tone
 from tools import ArtifactStore, ToolContext, ToolSettings
-from tools import video_io as vio
+from tools import ffmpeg as ff
 from tools.artifact import Modality
 from tools.base import Cancelled
 from tools.errors import ToolError
+from tools.ffmpeg import filter_escape
 from tools.settings import VideoSettings
 from tools.video_edit import atempo_chain, trim_video
-from tools.video_io import count_frames, filter_escape, frames_at, iter_frames, probe_path
+from tools.video_io import count_frames, frames_at, iter_frames, probe_path
 
 av = pytest.importorskip("av")
 
@@ -220,7 +221,7 @@ def shaky_clip(path: Path) -> Path:
     """2 s at 15 fps of a 160x120 window on a blotchy texture, jumping up to 8 px a frame."""
     from PIL import Image, ImageFilter
 
-    from tools.video_io import encode_frames
+    from tools.ffmpeg import encode_frames
 
     rng = np.random.default_rng(0)
     blotches = Image.fromarray(rng.integers(0, 255, (50, 60, 3), dtype=np.uint8))
@@ -249,13 +250,13 @@ def test_stabilize_with_vidstab_deshake_or_neither(
     assert jitter(res.artifacts[0].path) < jitter(shaky) / 4
     with_sound = run("stabilize_video", [clips["clip"]], video="$a1")
     assert check_video(with_sound.artifacts[0], 2.0, 20, 10.0, (96, 64)).has_audio
-    real = vio.has_filter
-    monkeypatch.setattr(vio, "has_filter", lambda name: "vidstab" not in name and real(name))
+    real = ff.has_filter
+    monkeypatch.setattr(ff, "has_filter", lambda name: "vidstab" not in name and real(name))
     res = run("stabilize_video", [shaky], video="$a1")
     assert res.data["filter"] == "deshake" and "deshake ran" in res.data["notes"][0]
     check_video(res.artifacts[0], 2.0, 30, 15.0, (160, 120))
     assert jitter(res.artifacts[0].path) < jitter(shaky) * 0.8
-    monkeypatch.setattr(vio, "has_filter", lambda name: False)
+    monkeypatch.setattr(ff, "has_filter", lambda name: False)
     with pytest.raises(ToolError, match="neither the vidstab filters nor deshake.*imageio-ffmpeg"):
         run("stabilize_video", [clips["clip"]], video="$a1")
     assert filter_escape("/a b/it's:x,y") == "/a b/it\\\\\\'s\\\\:x\\,y"
@@ -410,18 +411,18 @@ def test_a_failed_encode_stores_nothing_and_cleans_up(
     temp = tmp_path / "temp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    real = vio.run_ffmpeg
+    real = ff.run_ffmpeg
 
     def crashing(args: list[str], what: str, settings: ToolSettings, **kw: Any) -> None:
         real(args, what, settings, **kw)
         Path(args[-1]).write_bytes(Path(args[-1]).read_bytes()[:200])  # killed mid-write
 
-    monkeypatch.setattr(vio, "run_ffmpeg", crashing)
+    monkeypatch.setattr(ff, "run_ffmpeg", crashing)
     before = stored(ctx)
     with pytest.raises(ToolError, match="the written video is broken, so nothing was stored"):
         trim_video(ctx, video="$a1", start=0.5)
     assert stored(ctx) == before and list(temp.iterdir()) == []
-    monkeypatch.setattr(vio, "run_ffmpeg", real)
+    monkeypatch.setattr(ff, "run_ffmpeg", real)
     trim_video(ctx, video="$a1", start=0.5)
     assert len(stored(ctx)) == len(before) + 1 and list(temp.iterdir()) == []
 

@@ -13,17 +13,15 @@ from tools import ArtifactStore, ToolContext, ToolSettings
 from tools.artifact import Modality
 from tools.errors import ToolError
 from tools.facts import probe as facts_of
+from tools.ffmpeg import encode_frames, has_filter, run_ffmpeg
 from tools.settings import VideoSettings
 from tools.video_io import (
     count_frames,
-    encode_frames,
     frames_at,
-    has_filter,
     iter_frames,
     probe,
     probe_path,
     require_audio,
-    run_ffmpeg,
     store_video,
     workdir,
 )
