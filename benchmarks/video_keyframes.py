@@ -12,7 +12,7 @@ PyAV skipping non-reference frames (what describe_video uses on constant-rate vi
 or more); and PyAV decoding keyframes only (what it uses once candidates lie 4 s or more apart,
 i.e. for videos over 40 minutes). Figures per way: candidates decoded per second and video
 seconds per wall second, best of ``ROUNDS``. Then the rest of selection: change scores,
-choosing 12 keyframes, and decoding them at 768 px by seeking (keyframes.grab, skipping
+choosing 12 keyframes, and decoding them at 768 px by seeking (video_io.seek_frames, skipping
 non-reference frames as describe_video does, and not) against one pass over the file
 (video_io.frames_at); and how far apart the change scores of the five real
 cuts and of everything else (camera motion) lie. Writes benchmarks/results/video_keyframes.json.
@@ -34,7 +34,7 @@ from results_io import write_results
 from tools import keyframes as kf
 from tools.ffmpeg import encode_frames, ffmpeg_exe
 from tools.settings import ToolSettings
-from tools.video_io import frames_at, iter_frames, probe_path
+from tools.video_io import frames_at, iter_frames, probe_path, seek_frames
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
 PHOTOS = ("13181.jpg", "11674.jpg", "12300.jpg", "11807.jpg", "13426.jpg", "13480.jpg")
@@ -150,11 +150,11 @@ def selection(path: Path) -> dict[str, Any]:
     chosen = kf.choose(cands.times, cands.scores, info.duration, BUDGET, THRESHOLD, gap)
     t2 = time.perf_counter()
     times = [k.time for k in chosen]
-    kf.grab(path, times, max_side=768, skip_nonref=kf.may_skip(info.fps, False))
+    seek_frames(path, times, max_side=768, skip_nonref=kf.may_skip(info.fps, False))
     t3 = time.perf_counter()
     frames_at(path, times, max_side=768)
     t4 = time.perf_counter()
-    kf.grab(path, times, max_side=768)
+    seek_frames(path, times, max_side=768)
     t5 = time.perf_counter()
     boundaries = [SECONDS / len(PHOTOS) * k for k in range(1, len(PHOTOS))]
     after = [min(i for i, t in enumerate(cands.times) if t >= b - 1e-6) for b in boundaries]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.errors import ToolError
-from tools.video_io import Skip, iter_frames, seek_frames
+from tools.video_io import Skip, iter_frames
 
 SAMPLE_RATE = 2.0
 """Candidate frames a second, for videos short enough (``MAX_CANDIDATES`` / 2 seconds)."""
@@ -239,16 +239,3 @@ def _drop_cost(
     before = kept[i - 1].time if i > 0 else 0.0
     after = kept[i + 1].time if i + 1 < len(kept) else duration
     return round(_distance(k, cuts), 6), after - before, k.time
-
-
-def grab(
-    path: str | Path,
-    times: Sequence[float],
-    *,
-    max_side: int | None = None,
-    skip_nonref: bool = False,
-    label: str = "",
-) -> list[tuple[float, Any]]:
-    """The frame shown at each of ``times`` (``video_io.seek_frames``; see ``SKIP_MIN_FPS``
-    for ``skip_nonref``)."""
-    return seek_frames(path, times, max_side=max_side, skip_nonref=skip_nonref, label=label)

@@ -150,7 +150,9 @@ def select_frames(
     chosen = kf.choose(cands.times, cands.scores, duration, budget, threshold, min_gap)
     ctx.report(0.8, f"decoding {len(chosen)} keyframes")
     times = [k.time for k in chosen]
-    grabbed = kf.grab(art.path, times, max_side=CAPTION_SIDE, skip_nonref=skip, label=art.label())
+    grabbed = vio.seek_frames(
+        art.path, times, max_side=CAPTION_SIDE, skip_nonref=skip, label=art.label()
+    )
     by_time: dict[float, tuple[kf.Keyframe, Any]] = {}
     for k, (t, rgb) in zip(chosen, grabbed, strict=True):
         known = by_time.get(round(t, 6))  # two times can show one frame (a very short clip)

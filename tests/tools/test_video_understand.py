@@ -19,7 +19,7 @@ from tools import ArtifactStore, Cancelled, Modality, ModelManager, ToolContext,
 from tools import keyframes as kf
 from tools.settings import AudioSettings, ImageSettings, ToolSettings
 from tools.timeline import SPEECH_CHARS, shown_speech
-from tools.video_io import probe_path
+from tools.video_io import probe_path, seek_frames
 from tools.video_understand import ask_video, describe_video, mentioned_times
 
 torch = pytest.importorskip("torch")
@@ -172,7 +172,7 @@ def test_very_short_clip(tmp_path: Path) -> None:
     assert probe_path(clip).frames == 1
     chosen = keyframes_of(clip, budget=12)
     assert [(k.time, k.reason) for k in chosen] == [(0.05, kf.UNIFORM)]
-    [(t, rgb)] = kf.grab(clip, [0.05], max_side=48)
+    [(t, rgb)] = seek_frames(clip, [0.05], max_side=48)
     assert t == 0.0 and rgb.shape == (32, 48, 3)
 
 
@@ -185,7 +185,7 @@ def test_variable_frame_rate_goes_by_timestamps(tmp_path: Path) -> None:
     assert cands.times == pytest.approx([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5], abs=1e-3)
     chosen = kf.choose(cands.times, cands.scores, info.duration, 4, 0.3, 0.5)
     assert [k.time for k in chosen if k.reason == kf.SCENE] == pytest.approx([3.0], abs=1e-3)
-    grabbed = kf.grab(clip, [0.52, 1.9, 3.2], max_side=64)
+    grabbed = seek_frames(clip, [0.52, 1.9, 3.2], max_side=64)
     assert [t for t, _ in grabbed] == pytest.approx([0.5, 1.5, 3.2], abs=1e-3)
     assert all(min(abs(t - s) for s in times) < 1e-3 for t, _ in grabbed)
 
@@ -208,14 +208,14 @@ def test_grab_seeks_and_matches_a_full_decode(tmp_path: Path) -> None:
 
     clip = make_clip(tmp_path / "c.mp4", seconds=12, fps=10, scenes=4, audio=False)
     wanted = [0.0, 0.35, 5.0, 5.1, 11.95, 30.0]
-    fast, slow = kf.grab(clip, wanted), frames_at(clip, wanted)
+    fast, slow = seek_frames(clip, wanted), frames_at(clip, wanted)
     assert (
         [t for t, _ in fast]
         == [t for t, _ in slow]
         == pytest.approx([0.0, 0.3, 5.0, 5.1, 11.9, 11.9])
     )
     assert all((a == b).all() for (_, a), (_, b) in zip(fast, slow, strict=True))
-    near = kf.grab(clip, wanted, skip_nonref=True)  # a reference frame at most 2 frames before
+    near = seek_frames(clip, wanted, skip_nonref=True)  # a reference frame at most 2 frames before
     assert all(w - 0.25 <= t <= w + 1e-6 for w, (t, _) in zip(wanted[:5], near, strict=False))
 
 
