@@ -171,6 +171,22 @@ def select_frames(
     return frames, cands
 
 
+def vision_available(ctx: ToolContext, notes: list[str]) -> bool:
+    """Whether the vision-language model can load; if not, a note says why and how to get
+    one, and the timeline goes on with the keyframes and the speech (a fresh install has no
+    vision-language weights)."""
+    from tools.vision import SETTING, vision_model
+    from tools.vlm import check_available
+
+    spec = vision_model(ctx)
+    try:
+        check_available(spec, ctx.models, SETTING)
+    except ToolError as exc:
+        notes.append(f"the frames are not captioned: no vision-language model ({exc})")
+        return False
+    return True
+
+
 def caption_frames(ctx: ToolContext, frames: list[Frame], detail: str, precise: bool) -> str:
     """Caption every frame with the vision-language model; returns the model's name."""
     task: Literal["brief", "detailed"] = "detailed" if detail == "detailed" else "brief"
@@ -235,6 +251,8 @@ def build_timeline(
     frames, cands = select_frames(keyframes, art, info, budget)
     precise = info.duration < 60
     model = None
+    if captions and not vision_available(work, notes):
+        captions = False
     if captions:
         model = caption_frames(work.phase(0.3, 0.75, stream=False), frames, detail, precise)
         speech_phase = work.phase(0.75, 0.95, "speech", stream=False)
@@ -247,6 +265,11 @@ def build_timeline(
 # --- the text --------------------------------------------------------------------------------
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 keyframe', '2 keyframes'."""
+    return f"{n} {noun}" + ("s" if n != 1 else "")
+
+
 def header(tl: Timeline) -> str:
     """One line of facts: length, size, rate, audio, keyframes and scene changes."""
     info, speech = tl.info, tl.speech
@@ -255,7 +278,7 @@ def header(tl: Timeline) -> str:
     scenes = len(tl.scene_changes)
     return (
         f"Video {tl.video.label()}: {info.duration:.1f} s, {info.width}x{info.height}, {rate}; "
-        f"audio: {audio}; {len(tl.frames)} keyframes, {scenes} scene change{'s' * (scenes != 1)}."
+        f"audio: {audio}; {plural(len(tl.frames), 'keyframe')}, {plural(scenes, 'scene change')}."
     )
 
 
@@ -284,7 +307,9 @@ def shown_speech(segments: list[dict[str, Any]], notes: list[str]) -> list[dict[
 def render(tl: Timeline, notes: list[str]) -> str:
     """The header and the timeline, frames and speech interleaved by time, within the
     character budget; what was shortened is added to ``notes``."""
-    items = [(f.time, 0, f"{tl.span(f.time)} frame: {f.caption}") for f in tl.frames]
+    items = [
+        (f.time, 0, f"{tl.span(f.time)} frame: {f.caption or '(not captioned)'}") for f in tl.frames
+    ]
     items += [
         (s["start"], 1, f"{tl.span(s['start'], s['end'])} speech: {s['text']}")
         for s in shown_speech(tl.speech.segments, notes)

@@ -22,7 +22,7 @@ from tools.artifact import Modality, slug
 from tools.base import Tool, ToolContext, ToolResult, VideoInput
 from tools.errors import ToolError
 from tools.models import manager_of
-from tools.timeline import Frame, Timeline, shorten, stem_of, with_notes
+from tools.timeline import Frame, Timeline, plural, shorten, stem_of, with_notes
 from tools.vision import look
 
 ASK_FRAMES = 3
@@ -107,7 +107,8 @@ class DescribeVideo(Tool):
             artifacts=[art, *(f.image for f in tl.frames)],
             data=data,
             summary=f"described {args.video.label()} ({tl.info.duration:.1f} s): "
-            f"{len(tl.frames)} keyframes, {len(tl.scene_changes)} scene changes, speech: {speech}",
+            f"{plural(len(tl.frames), 'keyframe')}, "
+            f"{plural(len(tl.scene_changes), 'scene change')}, speech: {speech}",
         )
 
 

@@ -292,6 +292,16 @@ def test_missing_recognizer_is_a_note(
     assert len(result.data["keyframes"]) == 1  # 2 s: one uniform frame, no cut
 
 
+def test_no_vision_model_is_a_note(tmp_path: Path, models: ModelManager) -> None:
+    c = Ctx(tmp_path, models, tmp_path / "no-such-vlm")
+    clip = make_clip(tmp_path / "silent.mp4", seconds=4, fps=10, scenes=2, audio=False)
+    result = describe_video(c.ctx, video=c.attach(clip))
+    text = result.artifacts[0].read_text()
+    assert "frame: (not captioned)" in text and "no-such-vlm" in result.data["notes"][0]
+    assert result.data["models"]["vision"] is None
+    assert len(result.artifacts) == 1 + len(result.data["keyframes"]) >= 2  # frames still there
+
+
 @pytest.mark.model
 def test_a_soundtrack_without_speech(
     tmp_path: Path, models: ModelManager, tiny_llava: Path
