@@ -97,7 +97,7 @@ CANONICAL: dict[str, dict[str, set[str]]] = {
         "video_to_gif": {"video"},
         "slideshow": {"images", "audio", "seconds_per_image"},
     },
-    "memory": {"remember": {"artifacts"}, "recall": {"query", "modality", "limit"}},
+    "memory": {"remember": {"artifacts"}, "search_memory": {"query", "modality", "limit"}},
     "3d": {
         "generate_3d": {"prompt", "seed"},
         "image_to_3d": {"image"},
@@ -281,7 +281,7 @@ def test_categories_use_their_own_tools() -> None:
         tools = [s["tool"] for s in t["gold"]["steps"]]
         cat = t["category"]
         if cat == "memory":
-            assert {"remember", "recall"} & set(tools), t["id"]
+            assert {"remember", "search_memory"} & set(tools), t["id"]
         elif cat == "cross":
             mods = {a["modality"] for a in t["attachments"]}
             for name in tools:
@@ -518,8 +518,8 @@ def test_validation_accepts_the_plan_forms() -> None:
     # Literal text goes into text slots; an artifact id into any slot.
     assert _problems(_plan(("s1", "speak", {"text": "hi there"})), 0) == []
     assert _problems(_plan(("s1", "resize_image", {"image": "a" * 64, "width": 10})), 0) == []
-    # A tool with no declared outputs (recall) may feed any slot; a modality selector too.
-    recall = ("s1", "recall", {"query": "my dog", "modality": "image"})
+    # A tool with no declared outputs (search_memory) may feed any slot; a modality selector too.
+    recall = ("s1", "search_memory", {"query": "my dog", "modality": "image"})
     assert (
         _problems(_plan(recall, ("s2", "edit_image", {"image": "$s1", "instruction": "x"})), 0)
         == []

@@ -19,7 +19,7 @@ Catalog conventions (``tools.json``): an artifact slot is a JSON-schema string w
 a 64-hex artifact id, except that a slot accepting ``text`` also takes literal text. A
 reference in a string slot without ``x-modality`` is refused: it would be passed on as the
 literal characters. ``output_modalities`` of a tool says what ``$sN`` / ``$sN.k`` resolve to;
-an empty list means the tool may produce anything (``download_url``, ``recall``).
+an empty list means the tool may produce anything (``download_url``, ``search_memory``).
 """
 
 from __future__ import annotations
