@@ -22,7 +22,7 @@ from assistant.sessions import (
     export_session,
     new_session_id,
 )
-from assistant.state import RunContext
+from assistant.state import RunContext, artifacts_of
 from tools.artifact import Artifact, ArtifactStore
 from tools.errors import ToolError
 from tools.registry import Registry
@@ -75,6 +75,7 @@ class Assistant:
         self._graph: Any = None
         self._index: SessionIndex | None = None
         self._text_backend: Any = None
+        self._memory: Any = None
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -90,6 +91,36 @@ class Assistant:
                 self._index = SessionIndex(connect(db))
             assert self._index is not None
             return self._graph, self._index
+
+    @property
+    def memory(self) -> Any:
+        """The cross-modal memory (``memory.Memory``), or None without the memory extra."""
+        with self._lock:
+            if self._memory is None:
+                import importlib.util
+
+                if importlib.util.find_spec("faiss") is None:
+                    return None
+                from memory.memory import Memory
+
+                root = paths.data_dir() / "memory"
+                self._memory = Memory(root, self.config.memory, self.models, self.config.tools)
+            return self._memory
+
+    def _remember(self, session: str, result: RunResult) -> None:
+        """Index the turn's attachments and outputs in the background (config memory.enabled)."""
+        memory = self.memory if self.config.memory.enabled else None
+        if memory is None:
+            return
+        graph, _ = self._open()
+        values = graph.get_state(self._run_config(session)).values
+        attached = artifacts_of(values.get("attachments") or [])
+        memory.submit([*attached, *result.artifacts], session)
+
+    def close(self) -> None:
+        """Finish background indexing and close the memory's files."""
+        if self._memory is not None:
+            self._memory.close()
 
     @property
     def sessions(self) -> SessionIndex:
@@ -117,6 +148,7 @@ class Assistant:
             cancel=self._cancel,
             allowed_roots=self.allowed_roots,
             llm=self._language_model,
+            memory=self.memory,
         )
 
     def _language_model(
@@ -223,6 +255,7 @@ class Assistant:
             raise
         result = self._result(session)
         index.set_status(session, result.status)
+        self._remember(session, result)
         yield Final(session=session, result=result)
 
     def _approval_events(self, session: str) -> Iterator[Event]:

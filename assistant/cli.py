@@ -93,9 +93,10 @@ def _parser() -> argparse.ArgumentParser:
     sd = ses_sub.add_parser("delete", help="delete a session and its artifacts")
     sd.add_argument("id")
 
-    from assistant import models_cli
+    from assistant import memory_cli, models_cli
 
     models_cli.register(sub)
+    memory_cli.register(sub)
 
     cfg = sub.add_parser("config", help="where config and data live, and the values in force")
     cfg.add_argument("--json", action="store_true")
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "tools": cmd_tools,
         "sessions": cmd_sessions,
         "models": cmd_models,
+        "memory": cmd_memory,
         "config": cmd_config,
     }[args.command]
     try:
@@ -169,6 +171,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = _consume(events, args, render_events)
     except (AttachmentError, PlanError, SessionNotFound) as exc:
         raise UsageError(str(exc)) from None
+    finally:
+        assistant.close()  # background indexing into the memory finishes before we exit
     copied = []
     if args.out:
         store = assistant.store(result.session)
@@ -314,6 +318,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     from assistant import models_cli
 
     return models_cli.run(args)
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    from assistant import memory_cli
+
+    return memory_cli.run(args)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from pydantic_settings import (
 )
 
 from assistant import paths
+from memory.settings import MemorySettings
 from tools.models import ModelManager
 from tools.settings import ToolSettings
 
@@ -110,6 +111,8 @@ class Config(BaseSettings):
     """When checkpoints are written: 'sync' after every node (safe to resume after a crash)."""
     tools: ToolSettings = Field(default_factory=ToolSettings)
     """Limits the built-in tools enforce."""
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    """The cross-modal memory: what it indexes and with which models."""
 
     @classmethod
     def settings_customise_sources(

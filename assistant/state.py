@@ -77,6 +77,7 @@ class RunContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     allowed_roots: tuple[Path, ...] = ()
     llm: Any = None
+    memory: Any = None
     """``llm(messages, on_token) -> text`` for text tools; loads the model on first use."""
 
 
@@ -104,6 +105,8 @@ def tool_context(
         refs=refs or {},
         allowed_roots=rc.allowed_roots,
         llm=rc.llm,
+        memory=rc.memory,
+        session=rc.session,
     )
     if progress is not None:
         ctx.progress_fn = progress

@@ -31,6 +31,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> 
     monkeypatch.setenv("ANYMODAL_HOME", str(h))
     for var in [v for v in os.environ if v.startswith("ANYMODAL_") and v != "ANYMODAL_HOME"]:
         monkeypatch.delenv(var)
+    # Runs do not index into the memory in the background unless a test asks (tests/memory).
+    monkeypatch.setenv("ANYMODAL_MEMORY__ENABLED", "false")
     return h
 
 

@@ -207,6 +207,11 @@ class ToolContext:
     """The configured language model: ``llm(messages, on_token) -> text``; None if none."""
     token_fn: Callable[[str], None] | None = None
     """Streams text a tool writes (e.g. ``write_text``) to the event stream as it comes."""
+    memory: Any = None
+    """The cross-modal memory (``memory.Memory``) when it is on, for search_memory and
+    remember; None otherwise."""
+    session: str | None = None
+    """The session the step runs in, if any."""
 
     @property
     def cancelled(self) -> bool:

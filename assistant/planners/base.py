@@ -135,7 +135,8 @@ def configured_planner(config: Any, models: Any) -> Any:
 def _llama_planner(config: Any, models: Any) -> Planner:
     from assistant.planners.llamacpp import LlamaCppBackend
     from assistant.planners.llm import LLMPlanner
-    from assistant.planners.shortlist import EMBEDDER, MiniLMEmbedder, Shortlist
+    from assistant.planners.shortlist import EMBEDDER, Shortlist
+    from memory.embed import MiniLMEmbedder
 
     c = config.llama
     path = model_file(c.model, models)

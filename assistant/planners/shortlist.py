@@ -10,29 +10,8 @@ from assistant.planners.base import PlanRequest
 from tools.artifact import Modality
 
 EMBEDDER = "all-minilm-l6-v2"
-
-
-class MiniLMEmbedder:
-    """Mean-pooled, normalised sentence embeddings from a MiniLM folder via transformers."""
-
-    def __init__(self, path: Any):
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
-        self.model = AutoModel.from_pretrained(str(path)).eval()
-
-    def embed(self, texts: list[str]) -> Any:
-        torch = self._torch
-        batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=128, return_tensors="pt"
-        )
-        with torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+"""The sentence embedder (``memory.embed.MiniLMEmbedder``), shared with the memory's text
+space under this catalog name."""
 
 
 def named_tools(prompt: str, names: list[str]) -> set[str]:
