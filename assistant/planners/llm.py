@@ -78,8 +78,13 @@ def _inline_refs(schema: Any, defs: dict[str, Any], refs_for: RefsFor | None = N
             return _inline_refs(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, refs_for)
         kinds = schema.get("x-modality")
         if refs_for is not None and kinds is not None and kinds != ["text"]:
-            # Text slots also take literal text; the others take references only.
+            # Text slots also take literal text; the others take references only; a slot
+            # that takes text or another modality (search_memory's query) takes either.
             pattern = refs_for(kinds)
+            if "text" in kinds:
+                words = r"[^$][\s\S]*"
+                refs = f"|{pattern[1:-1]}" if pattern else ""
+                return {"type": "string", "maxLength": 600, "pattern": f"^(?:{words}{refs})$"}
             if pattern is None:
                 raise _NoReference
             return {"type": "string", "pattern": pattern}
