@@ -19,7 +19,7 @@ import contextlib
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -27,7 +27,15 @@ from memory.base import Item, Space
 from memory.settings import MemorySettings
 from tools.artifact import Artifact, Modality
 from tools.errors import MissingExtra, ToolError, require
-from tools.hf import check_cached, first_line, model_inputs, model_source, not_found, weights_size
+from tools.hf import (
+    check_cached,
+    first_line,
+    model_inputs,
+    model_source,
+    not_found,
+    pretrained,
+    weights_size,
+)
 from tools.models import ModelManager
 from tools.settings import ToolSettings
 
@@ -149,33 +157,7 @@ def load_transformers(
     The key is ``transformers:<source>``, as ``tools.hf.load_pretrained`` uses, so the CLAP
     model the audio tagger loads (tools/audio_scene.py) is the one this memory uses.
     """
-    source = model_source(spec, models, setting)
-    check_cached(spec, source, setting=setting)
-
-    def loader() -> tuple[Any, Any]:
-        transformers = require("transformers", "vlm")
-        try:
-            with quiet_transformers():
-                processor = transformers.AutoProcessor.from_pretrained(source)
-                model = getattr(transformers, auto_class).from_pretrained(
-                    source, dtype=models.torch_dtype
-                )
-        except OSError as exc:
-            if not Path(source).is_dir():
-                raise not_found(spec, exc, setting) from exc
-            raise ToolError(
-                f"cannot load the {what} from {source}: {first_line(exc)}; the folder must hold "
-                "a transformers model (config.json, weights, processor files)"
-            ) from exc
-        except (ValueError, KeyError, ImportError) as exc:
-            raise ToolError(
-                f"{spec!r} is not a {what} transformers can load here: {first_line(exc)}; "
-                f"set {setting} to another model"
-            ) from exc
-        return model.to(models.device).eval(), processor
-
-    key = f"transformers:{source}"
-    return models.load(key, loader, size_bytes=lambda: weights_size(source))
+    return cast(tuple[Any, Any], pretrained(models, spec, setting, what, auto_class))
 
 
 def _chunks(indexes: list[int], size: int) -> Iterator[list[int]]:

@@ -95,19 +95,33 @@ def weights_size(source: str) -> int | None:
 
 
 def load_pretrained(ctx: ToolContext, spec: str, setting: str, what: str, auto_class: str) -> Any:
-    """``(model, processor)`` for ``spec``, through the model manager when there is one."""
-    source = model_source(spec, ctx.models, setting)
+    """``(model, processor)`` for ``spec``, through the model manager when there is one; a
+    missing transformers names the image extra (the vision tools' one)."""
+    return pretrained(ctx.models, spec, setting, what, auto_class, extra="image")
+
+
+def pretrained(
+    models: Any, spec: str, setting: str, what: str, auto_class: str, extra: str = "vlm"
+) -> Any:
+    """``(model, processor)`` for ``spec`` through the model manager ``models`` (loaded
+    directly when it is None) under the key ``transformers:<source>``, so every user of one
+    model (the audio tagger and the memory's CLAP, say) shares one copy.
+
+    Raises:
+        ToolError: The model is not installed (with what to do), or cannot be loaded.
+    """
+    source = model_source(spec, models, setting)
     check_cached(spec, source, setting=setting)
 
     def loader() -> tuple[Any, Any]:
-        torch = require("torch", "image")
-        transformers = require("transformers", "image")
+        torch = require("torch", extra)
+        transformers = require("transformers", extra)
         hf_logging = transformers.utils.logging
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # e.g. "falling back to the Pil image processor"
         try:
             processor = transformers.AutoProcessor.from_pretrained(source)
-            dtype = ctx.models.torch_dtype if ctx.models is not None else torch.float32
+            dtype = models.torch_dtype if models is not None else torch.float32
             model = getattr(transformers, auto_class).from_pretrained(source, dtype=dtype)
         except OSError as exc:
             if not Path(source).is_dir():
@@ -123,13 +137,13 @@ def load_pretrained(ctx: ToolContext, spec: str, setting: str, what: str, auto_c
             ) from exc
         finally:
             hf_logging.set_verbosity(verbosity)
-        device = ctx.models.device if ctx.models is not None else "cpu"
+        device = models.device if models is not None else "cpu"
         return model.to(device).eval(), processor
 
-    if ctx.models is None:
+    if models is None:
         return loader()
     key = f"transformers:{source}"
-    return ctx.models.load(key, loader, size_bytes=lambda: weights_size(source))
+    return models.load(key, loader, size_bytes=lambda: weights_size(source))
 
 
 def model_inputs(batch: Any, model: Any) -> dict[str, Any]:
