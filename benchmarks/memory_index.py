@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import gc
 import io
+import json
 import math
 import os
 import tempfile
@@ -210,6 +211,12 @@ def main() -> None:
     parser.add_argument("--nprobe", type=int, nargs="+", default=[8, 16, 32, 64, 256, 1024])
     parser.add_argument("--refine", type=int, nargs="+", default=[0, 10, REFINE_FACTOR, 100])
     parser.add_argument("--name", default="", help="results name (default by --n)")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the runs of other data kinds and dimensions already in the results file "
+        "(to finish a run that was cut short, or add a variant)",
+    )
     args = parser.parse_args()
     name = args.name or ("memory_index" if args.n == 1_000_000 else f"memory_index_n{args.n}")
 
@@ -223,6 +230,13 @@ def main() -> None:
         "load_average_start": load(),
         "runs": [],
     }
+    done = Path(__file__).parent / "results" / f"{name}.json"
+    if args.append and done.exists():
+        old = json.loads(done.read_text())
+        if (old.get("n"), old.get("queries")) == (args.n, args.queries):
+            redo = {(d, dim) for d in args.data for dim in args.dims}
+            results["runs"] = [r for r in old["runs"] if (r["data"], r["dim"]) not in redo]
+            results["load_average_start"] = [old.get("load_average_start"), load()]
 
     def flush(final: bool = False) -> None:
         results["load_average_end"] = load()

@@ -10,10 +10,11 @@ HNSW cannot delete, and IVF-PQ behind an id map cannot either (its lists keep th
 while the id map and the re-ranking store would shift); both keep tombstones instead: the id
 map entry of a removed vector becomes -1 (so tombstones are saved with the index, in the one
 file), searches skip those positions through an ``IDSelector``, and the next rebuild drops
-them. The vectors a rebuild needs are reconstructed
-from the index itself: the flat index and HNSW's flat storage hold them exactly, and IVF-PQ is
-built with an exact re-ranking step (``IndexRefineFlat``) whose flat store holds them too, so no
-second file has to be kept consistent with the first.
+them. The vectors a rebuild needs are copied out of the index itself: the flat index and
+HNSW's flat storage hold them exactly, and IVF-PQ is built with an exact re-ranking step
+(``IndexRefineFlat``) whose flat store holds them too, so no second file has to be kept
+consistent with the first (the price: IVF-PQ here saves no memory over HNSW's vectors; it
+saves the graph and trains faster).
 
 Nothing touches the disk until ``save()``, which writes a temporary file beside the index,
 fsyncs it and renames it over the old one: a process killed at any point leaves a loadable
@@ -48,7 +49,7 @@ TOMBSTONE_SHARE = 0.25
 TRAIN_PER_LIST = 64
 """IVF training sample: this many vectors per list (faiss needs at least 39)."""
 CHUNK = 65_536
-"""Vectors added or reconstructed per faiss call."""
+"""Vectors added per faiss call (bounds the temporaries of IVF assignment)."""
 IVF_MIN = 2 * 39
 """Fewest vectors IVF-PQ is trained on (two lists of 39); below it the index stays exact."""
 
@@ -199,18 +200,23 @@ class _State:
         ]
 
     def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of every live vector, reconstructed exactly from the index."""
-        view = _id_view(self.index).copy()
+        """(ids, vectors) of every live vector: one copy out of the flat store that every
+        kind keeps (the index itself, HNSW's storage, IVF-PQ's re-ranking store)."""
+        faiss = _faiss()
+        inner = self.inner
+        if isinstance(inner, faiss.IndexHNSWFlat):
+            store = faiss.downcast_index(inner.storage)
+        elif isinstance(inner, faiss.IndexRefine):
+            store = faiss.downcast_index(inner.refine_index)
+        else:
+            store = inner
+        view = _id_view(self.index)
         live = view >= 0
-        vectors = np.empty((int(live.sum()), self.index.d), np.float32)
-        inner, done = self.inner, 0
-        for start in range(0, len(view), CHUNK):
-            count = min(CHUNK, len(view) - start)
-            keep = live[start : start + count]
-            block = inner.reconstruct_n(start, count)[keep]
-            vectors[done : done + len(block)] = block
-            done += len(block)
-        return view[live], vectors
+        n, dim = int(store.ntotal), int(store.d)
+        if n == 0:
+            return np.empty(0, np.int64), np.empty((0, dim), np.float32)
+        vectors = faiss.rev_swig_ptr(store.get_xb(), n * dim).reshape(n, dim)
+        return view[live].copy(), vectors[live]
 
 
 class VectorIndex:

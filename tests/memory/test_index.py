@@ -149,15 +149,28 @@ def test_past_the_exact_limit_it_becomes_approximate(
     found = index.search(queries, 10)
     assert all(len(row) == 10 for row in found)
     assert recall(found, exact_top(queries, x, ids, 10)) >= least_recall
-    for row in found:  # exact re-ranking (ivfpq) and flat storage (hnsw): true cosines
-        for item_id, score in row:
-            assert score == pytest.approx(
-                float(x[item_id - 10] @ queries[found.index(row)]), abs=1e-4
-            )
+    assert_true_cosines(found, queries, x, ids)  # exact re-ranking (ivfpq), flat storage (hnsw)
 
     again = VectorIndex.open(path, DIM, settings)  # the rebuild was saved
     assert (again.kind, len(again)) == (approximate, 2500)
     assert again.search(queries[:5], 10) == found[:5]
+
+    # A rebuild copies the exact vectors out of the index: nothing is lost to quantisation.
+    assert again.remove(ids[:100]) == 100
+    again.rebuild(background=False)
+    assert (again.kind, again.tombstones, len(again)) == (approximate, 0, 2400)
+    found = again.search(queries, 10)
+    assert recall(found, exact_top(queries, x[100:], ids[100:], 10)) >= least_recall
+    assert_true_cosines(found, queries, x, ids)
+
+
+def assert_true_cosines(
+    found: list[list[tuple[int, float]]], queries: np.ndarray, x: np.ndarray, ids: np.ndarray
+) -> None:
+    row_of = {int(i): n for n, i in enumerate(ids)}
+    for query, hits in zip(queries, found, strict=True):
+        for item_id, score in hits:
+            assert score == pytest.approx(float(x[row_of[item_id]] @ query), abs=1e-4)
 
 
 def test_a_background_rebuild_serves_searches_and_applies_changes_made_meanwhile(
