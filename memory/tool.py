@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, WithJsonSchema
 
 from tools.artifact import Artifact, Modality
-from tools.base import REF_PATTERN, AnyInput, Tool, ToolContext, ToolResult
+from tools.base import REF_PATTERN, AnyInput, Tool, ToolContext, ToolResult, resolve_reference
 from tools.errors import ToolError
 
 QUERY_MODALITIES = (Modality.TEXT, Modality.IMAGE, Modality.AUDIO, Modality.VIDEO)
@@ -19,13 +19,7 @@ def _query(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, Artifact):
         art = value
     elif isinstance(value, str) and REF_PATTERN.match(value.strip()):
-        resolver = (info.context or {}).get("resolve")
-        if resolver is None:
-            raise ValueError(f"cannot resolve artifact reference {value!r} outside a run")
-        try:
-            art = resolver(value.strip())
-        except ToolError as exc:
-            raise ValueError(str(exc)) from None
+        art = resolve_reference(value.strip(), info)
     else:
         return value
     if art.metadata.get("placeholder"):

@@ -18,6 +18,7 @@ from tools.base import (
     ToolResult,
     artifact_input,
     end_after_start,
+    span_end,
 )
 from tools.errors import ToolError, require
 
@@ -85,12 +86,7 @@ class TrimAudio(Tool):
     def run(self, args: TrimArgs, ctx: ToolContext) -> ToolResult:
         data, rate = decode_audio(args.audio, ctx.settings)
         total = len(data) / rate
-        if args.start >= total:
-            raise ToolError(
-                f"start {args.start}s is past the end of {args.audio.label()}, "
-                f"which lasts {total:.2f}s"
-            )
-        end = min(args.end if args.end is not None else total, total)
+        end = span_end(args, total, args.audio.label())
         clip = data[round(args.start * rate) : round(end * rate)]
         art = store_audio(
             ctx, clip, rate, args.audio, f"{args.start:g}-{end:g}s", source=args.audio.id

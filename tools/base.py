@@ -52,7 +52,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
-def _resolve_reference(value: str, info: ValidationInfo) -> Artifact:
+def resolve_reference(value: str, info: ValidationInfo) -> Artifact:
     """Resolve through the resolver the caller put in the validation context."""
     resolver = (info.context or {}).get("resolve")
     if resolver is None:
@@ -77,7 +77,7 @@ def artifact_input(*modalities: Modality, description: str = "") -> Any:
         if isinstance(value, Artifact):
             art = value
         elif isinstance(value, str):
-            art = _resolve_reference(value, info)
+            art = resolve_reference(value, info)
         elif isinstance(value, Mapping) and {"id", "path", "modality"} <= value.keys():
             art = Artifact.model_validate(value)
         else:
@@ -113,7 +113,7 @@ def text_input(description: str = "") -> Any:
         if isinstance(value, Artifact):
             art = value
         elif isinstance(value, str) and REF_PATTERN.match(value):
-            art = _resolve_reference(value, info)
+            art = resolve_reference(value, info)
         else:
             return value
         if art.metadata.get("placeholder"):
@@ -146,6 +146,20 @@ def end_after_start(args: Any) -> Any:
     if args.end is not None and args.end <= args.start:
         raise ValueError(f"end ({args.end}s) must be after start ({args.start}s)")
     return args
+
+
+def span_end(args: Any, duration: float, label: str) -> float:
+    """Where ``args.start..args.end`` ends inside a clip of ``duration`` seconds (the clip's
+    end when ``end`` is unset or past it).
+
+    Raises:
+        ToolError: ``start`` is at or past the end of the clip.
+    """
+    if args.start >= duration:
+        raise ToolError(
+            f"start {args.start:g}s is past the end of {label}, which lasts {duration:.2f}s"
+        )
+    return min(args.end if args.end is not None else duration, duration)
 
 
 def input_modalities_of(model: type[BaseModel]) -> tuple[Modality, ...]:

@@ -26,6 +26,7 @@ from tools.base import (
     ToolResult,
     VideoInput,
     end_after_start,
+    span_end,
 )
 from tools.errors import ToolError
 from tools.video_compose import (
@@ -263,12 +264,7 @@ class TrimVideo(Tool):
 
     def run(self, args: TrimVideoArgs, ctx: ToolContext) -> ToolResult:
         info = vio.probe(args.video, ctx.settings)
-        if args.start >= info.duration:
-            raise ToolError(
-                f"start {args.start:g}s is past the end of {args.video.label()}, which lasts "
-                f"{info.duration:.2f}s"
-            )
-        end = min(args.end if args.end is not None else info.duration, info.duration)
+        end = span_end(args, info.duration, args.video.label())
         if end - args.start < 1 / info.fps:
             raise ToolError(
                 f"{args.start:g}s..{end:g}s is shorter than one frame at {info.fps:g} fps; "
@@ -410,12 +406,7 @@ class VideoToGif(Tool):
 
     def run(self, args: GifArgs, ctx: ToolContext) -> ToolResult:
         info = vio.probe(args.video, ctx.settings)
-        start, end = args.start, min(args.end or info.duration, info.duration)
-        if start >= info.duration:
-            raise ToolError(
-                f"start {start:g}s is past the end of {args.video.label()}, which lasts "
-                f"{info.duration:.2f}s"
-            )
+        start, end = args.start, span_end(args, info.duration, args.video.label())
         fps = min(float(args.fps), info.fps)
         notes = [] if fps == args.fps else [f"the video has only {info.fps:g} frames a second"]
         frames, limit = math.ceil((end - start) * fps - 1e-6), ctx.settings.video.max_extract_frames
