@@ -326,6 +326,8 @@ class Memory:
             for r in gone:
                 self.store.delete(r.item_id)
             for space in self.spaces:
+                if space.name in self._indexes:  # a background rebuild would save over it
+                    self._indexes[space.name].wait()
                 path = self.root / f"{space.name}.faiss"
                 path.unlink(missing_ok=True)
                 self._indexes[space.name] = VectorIndex.open(path, space.dim, self.settings)
