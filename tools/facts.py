@@ -28,6 +28,10 @@ def probe(art: Artifact) -> dict[str, Any]:
         from tools.video_io import facts
 
         return facts(art)
+    if art.modality is Modality.MESH:
+        from tools.mesh_io import facts as mesh_facts
+
+        return mesh_facts(art)
     if art.modality is Modality.TEXT:
         try:
             return {"chars": len(art.read_text())}

@@ -145,6 +145,47 @@ class VideoSettings(BaseModel):
     """Seconds one ffmpeg run may take before it is stopped."""
 
 
+class MeshSettings(BaseModel):
+    """Models and limits of the 3D tools (``[tools.mesh]`` in config.toml).
+
+    Models are named as for images: a catalog name (``anymodal models list``), a local folder
+    or a Hugging Face Hub id of a diffusers pipeline.
+    """
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    generator: str = "shap-e"
+    """Text-to-3D diffusers pipeline for generate_3d (Shap-E, ``openai/shap-e``)."""
+    image_generator: str = "shap-e-img2img"
+    """Image-to-3D diffusers pipeline for image_to_3d (``openai/shap-e-img2img``)."""
+    steps: int = Field(64, ge=1)
+    """Denoising steps of generate_3d and image_to_3d when the call gives none."""
+    guidance: float = Field(15.0, ge=0)
+    """Guidance of generate_3d when the call gives none (Shap-E's authors use 15)."""
+    image_guidance: float = Field(3.0, ge=0)
+    """Guidance of image_to_3d when the call gives none (Shap-E's authors use 3)."""
+    resolution: int = Field(128, ge=16)
+    """Marching-cubes grid of a generated mesh (cells a side): finer is slower and larger."""
+    max_steps: int = Field(200, ge=1)
+    """Most denoising steps one call may ask for."""
+    max_resolution: int = Field(256, ge=16)
+    """Largest marching-cubes grid a call may ask for (memory grows with its cube)."""
+    procedural_fallback: bool = True
+    """With no text-to-3D weights installed, let generate_3d build a labelled mesh from a
+    scene of simple shapes (boxes, spheres, cylinders, cones) instead of failing."""
+    max_faces: int = Field(20_000_000, ge=1)
+    """Largest mesh (faces) a tool will load; bigger files are refused before they fill
+    memory."""
+    max_file_bytes: int = Field(2 * 1024**3, ge=1)
+    """Largest mesh file a tool will read."""
+    render_max_faces: int = Field(2_000_000, ge=100)
+    """render_mesh simplifies a larger mesh to this many faces first (with a note)."""
+    preview_views: int = Field(4, ge=1, le=36)
+    """Views in the preview grid generate_3d and image_to_3d return beside the mesh."""
+    preview_size: int = Field(384, ge=64, le=2048)
+    """Side in pixels of each view of those previews."""
+
+
 class ToolSettings(BaseModel):
     """Settings shared by the built-in tools."""
 
@@ -172,3 +213,5 @@ class ToolSettings(BaseModel):
     """Models and limits of the audio tools."""
     video: VideoSettings = Field(default_factory=VideoSettings)
     """Models and limits of the video tools."""
+    mesh: MeshSettings = Field(default_factory=MeshSettings)
+    """Models and limits of the 3D tools."""
