@@ -14,7 +14,6 @@ import dataclasses
 import inspect
 import json
 import math
-import random
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tools import diffusion
 from tools.artifact import Modality, slug
 from tools.audio_ops import store_audio
-from tools.base import Tool, ToolContext, ToolResult, text_input
+from tools.base import Tool, ToolContext, ToolResult, pick_seed, seed_field, text_input
 from tools.diffusion import ModelMissing
 from tools.errors import ToolError, require
 from tools.hf import check_cached, first_line, model_source, offline, weights_size
@@ -50,11 +49,6 @@ else:
     SoundPrompt = text_input("what it should sound like")
 
 
-def _seed() -> Any:
-    text = "random seed, for a repeatable result (default: random)"
-    return Field(None, ge=0, le=2**63 - 1, description=text)
-
-
 def _negative() -> Any:
     return Field(None, description="what it should not sound like (diffusion models only)")
 
@@ -69,7 +63,7 @@ class GenerateMusicArgs(BaseModel):
 
     prompt: Prompt
     duration: float = Field(10.0, ge=1, le=300, description="length in seconds")
-    seed: int | None = _seed()
+    seed: int | None = seed_field()
     tempo: int | None = Field(
         None, ge=40, le=220, description="beats per minute (a hint for the procedural fallback)"
     )
@@ -90,7 +84,7 @@ class GenerateSoundArgs(BaseModel):
 
     prompt: SoundPrompt
     duration: float = Field(5.0, ge=0.5, le=120, description="length in seconds")
-    seed: int | None = _seed()
+    seed: int | None = seed_field()
     negative_prompt: str | None = _negative()
     steps: int | None = _steps()
 
@@ -394,7 +388,7 @@ def _generate(ctx: ToolContext, args: Any, what: str) -> ToolResult:
         from tools.models import manager_of
 
         ctx = dataclasses.replace(ctx, models=manager_of(ctx))
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    seed = pick_seed(args.seed)
     try:
         gen = load_generator(ctx, spec, setting)
     except ModelMissing as missing:

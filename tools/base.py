@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -160,6 +161,38 @@ def span_end(args: Any, duration: float, label: str) -> float:
             f"start {args.start:g}s is past the end of {label}, which lasts {duration:.2f}s"
         )
     return min(args.end if args.end is not None else duration, duration)
+
+
+def check_limit(name: str, value: float | None, limit: float, setting: str) -> None:
+    """Refuse ``value`` over ``limit``, naming the setting that sets it (``tools.mesh.max_steps``).
+
+    Raises:
+        ToolError: ``value`` is over ``limit``.
+    """
+    if value is not None and value > limit:
+        raise ToolError(
+            f"{name} {value:g} is over the limit of {limit:g} ({setting}); "
+            "ask for less or raise that setting"
+        )
+
+
+def seed_field() -> Any:
+    """The ``seed`` argument of a generating tool: None for a fresh random seed."""
+    text = "random seed, for a repeatable result (default: random)"
+    return Field(None, ge=0, le=2**63 - 1, description=text)
+
+
+def pick_seed(seed: int | None) -> int:
+    """``seed``, or a fresh random one when it is None: what a repeatable call records.
+
+    Raises:
+        ToolError: ``seed`` is outside what torch's generators take.
+    """
+    if seed is None:
+        return random.SystemRandom().randrange(2**32)
+    if not 0 <= seed < 2**63:
+        raise ToolError(f"seed {seed} is out of range; use a number from 0 to 2**63-1")
+    return seed
 
 
 def input_modalities_of(model: type[BaseModel]) -> tuple[Modality, ...]:

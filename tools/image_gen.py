@@ -6,14 +6,23 @@ ip_adapter); loading and running them is ``tools.diffusion``.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tools.artifact import Artifact, Modality, slug
-from tools.base import ImageInput, Tool, ToolContext, ToolResult, artifact_input, text_input
+from tools.base import (
+    ImageInput,
+    Tool,
+    ToolContext,
+    ToolResult,
+    artifact_input,
+    check_limit,
+    pick_seed,
+    seed_field,
+    text_input,
+)
 from tools.errors import ToolError
 from tools.image_io import check_output_size, open_image
 from tools.settings import ImageSettings
@@ -33,11 +42,6 @@ else:
     MaskInput = artifact_input(Modality.IMAGE, description="white where to repaint, black to keep")
 
 
-def _seed() -> Any:
-    text = "random seed, for a repeatable result (default: random)"
-    return Field(None, ge=0, le=2**63 - 1, description=text)
-
-
 def _steps() -> Any:
     text = "denoising steps: more is slower and finer (default: the model's)"
     return Field(None, ge=1, description=text)
@@ -47,17 +51,9 @@ def _guidance(what: str) -> Any:
     return Field(None, ge=0, le=30, description=f"how strictly to follow the {what}")
 
 
-def _over(name: str, value: int | None, limit: int, setting: str) -> None:
-    if value is not None and value > limit:
-        raise ToolError(
-            f"{name} {value} is over the limit of {limit} (tools.image.{setting}); "
-            "ask for less or raise that setting"
-        )
-
-
 def _check(s: ImageSettings, steps: int | None, strength: float | None = None) -> None:
     """Refuse asks over the configured limits, naming the setting behind each."""
-    _over("steps", steps, s.max_steps, "max_steps")
+    check_limit("steps", steps, s.max_steps, "tools.image.max_steps")
     if strength == 0:
         raise ToolError(
             "strength 0 would return the image unchanged; use 0.1 (a light touch) up to 1 "
@@ -109,10 +105,6 @@ def _resized(size: tuple[int, int]) -> Callable[[Any], Any]:
     return lambda img: img if img.size == size else img.resize(size)
 
 
-def _pick_seed(seed: int | None) -> int:
-    return seed if seed is not None else random.SystemRandom().randrange(2**32)
-
-
 def _rgb(ctx: ToolContext, art: Artifact | None) -> Any:
     return None if art is None else open_image(art, ctx.settings).convert("RGB")
 
@@ -139,7 +131,7 @@ class GenerateImageArgs(BaseModel):
     )
     steps: int | None = _steps()
     guidance: float | None = _guidance("prompt (default: the model's; 0 for turbo models)")
-    seed: int | None = _seed()
+    seed: int | None = seed_field()
     num_images: int = Field(1, ge=1, description="how many images to make ($s1, $s1.2, ...)")
     style_image: StyleInput | None = None
 
@@ -168,9 +160,9 @@ class GenerateImage(Tool):
         if not prompt:
             raise ToolError("the prompt is empty; say what the picture should show")
         _check(s, args.steps)
-        _over("width", args.width, s.max_side, "max_side")
-        _over("height", args.height, s.max_side, "max_side")
-        _over("num_images", args.num_images, s.max_images, "max_images")
+        check_limit("width", args.width, s.max_side, "tools.image.max_side")
+        check_limit("height", args.height, s.max_side, "tools.image.max_side")
+        check_limit("num_images", args.num_images, s.max_images, "tools.image.max_images")
         try:
             pipe = load_pipe(ctx, s.generator, GENERATOR)
         except ModelMissing as missing:
@@ -191,7 +183,7 @@ class GenerateImage(Tool):
             notes.append("negative_prompt has no effect at guidance <= 1")
         check_output_size(width, height, ctx.settings)
         style = _rgb(ctx, args.style_image)
-        seed = _pick_seed(args.seed)
+        seed = pick_seed(args.seed)
         seeds = [seed + i for i in range(args.num_images)]
         facts: dict[str, Any] = {"model": s.generator, "pipeline": pipe.name, "width": width}
         facts["height"] = height
@@ -254,7 +246,7 @@ class EditImageArgs(BaseModel):
         "(given: an img2img edit; default: an instruction edit)",
     )
     style_image: StyleInput | None = None
-    seed: int | None = _seed()
+    seed: int | None = seed_field()
     steps: int | None = _steps()
     guidance: float | None = _guidance("instruction")
     mode: Literal["auto", "img2img", "instruct"] = Field(
@@ -322,7 +314,7 @@ class EditImage(Tool):
         else:
             steps = args.steps or defaults.steps
             extra = {"strength": args.strength or EDIT_STRENGTH}
-        seed = _pick_seed(args.seed)
+        seed = pick_seed(args.seed)
         facts = {"model": spec, "pipeline": pipe.name, "mode": mode, "steps": steps}
         facts |= {"guidance": guidance, "width": img.width, "height": img.height, **extra}
         meta = {"instruction": instruction, "source": args.image.id, **facts}
@@ -349,7 +341,7 @@ class InpaintArgs(BaseModel):
         None, min_length=1, description="instead of a mask: the thing to repaint, e.g. 'the car'"
     )
     prompt: str = Field(min_length=1, description="what the repainted part should show")
-    seed: int | None = _seed()
+    seed: int | None = seed_field()
     steps: int | None = _steps()
     strength: float | None = Field(
         None, ge=0, le=1, description="how much of the part to redraw (default 1: all of it)"
@@ -409,7 +401,7 @@ class InpaintImage(Tool):
         steps, strength = args.steps or defaults.steps, args.strength or 1.0
         # Keep the unmasked part exactly as it was (the VAE round trip would soften it).
         soft = mask.filter(ImageFilter.GaussianBlur(max(1, min(img.size) // 256)))
-        seed = _pick_seed(args.seed)
+        seed = pick_seed(args.seed)
         facts = {"model": spec, "pipeline": pipe.name, "steps": steps, "strength": strength}
         facts |= {"guidance": defaults.guidance, "width": img.width, "height": img.height}
         meta = {"prompt": args.prompt, "region": args.region, "source": args.image.id, **facts}

@@ -13,6 +13,7 @@ from tools.artifact import Artifact, Modality, slug
 from tools.base import ToolContext
 from tools.errors import ToolError, require
 from tools.image_io import check_output_size
+from tools.llm_retry import ask_twice
 
 LABEL = "procedural sketch (not a diffusion image)"
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -238,29 +239,24 @@ def draw_sketch(ctx: ToolContext, prompt: str, width: int, height: int, reason: 
         {"role": "user", "content": render("sketch_user.j2", prompt=prompt, problem="", **size)},
     ]
     ctx.report(0.05, "asking the language model to draw an SVG sketch")
-    for attempt in (1, 2):
-        ctx.check_cancelled()
-        reply = ctx.llm(messages, None)  # the SVG source is not for the user's eyes
-        ctx.check_cancelled()
-        try:
-            svg, removed = sanitize_svg(reply, width, height)
-            ctx.report(0.85, "rendering the sketch")
-            img = render_svg(svg, width, height)
-            break
-        except UnusableSvg as exc:
-            if attempt == 2:
-                raise ToolError(
-                    f"the language model could not draw a sketch of {prompt!r}: {exc}. "
-                    "Install text-to-image weights for real images (anymodal models list)"
-                ) from None
-            ctx.report(0.45, f"the sketch was unusable ({exc}); asking once more")
-            messages += [
-                {"role": "assistant", "content": reply[:4000]},
-                {
-                    "role": "user",
-                    "content": render("sketch_user.j2", prompt=prompt, problem=str(exc), **size),
-                },
-            ]
+
+    def draw(reply: str) -> tuple[str, list[str], Any]:
+        svg, removed = sanitize_svg(reply, width, height)
+        ctx.report(0.85, "rendering the sketch")
+        return svg, removed, render_svg(svg, width, height)
+
+    def retry(problem: str) -> str:
+        return render("sketch_user.j2", prompt=prompt, problem=problem, **size)
+
+    try:
+        (svg, removed, img), attempt = ask_twice(
+            ctx, messages, draw, retry, UnusableSvg, "the sketch"
+        )
+    except UnusableSvg as exc:
+        raise ToolError(
+            f"the language model could not draw a sketch of {prompt!r}: {exc}. "
+            "Install text-to-image weights for real images (anymodal models list)"
+        ) from None
     name = slug(prompt, "sketch")
     source = ctx.store.add_bytes(
         svg.encode("utf-8"),

@@ -13,7 +13,6 @@ put a photo in a video.
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +21,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.artifact import Artifact, Modality, slug
-from tools.base import ImageInput, Tool, ToolContext, ToolResult, text_input
+from tools.base import (
+    ImageInput,
+    Tool,
+    ToolContext,
+    ToolResult,
+    check_limit,
+    pick_seed,
+    seed_field,
+    text_input,
+)
 from tools.errors import ToolError
 from tools.video_panzoom import (
     CALM,
@@ -66,10 +74,6 @@ def _fps() -> Any:
     return Field(16, ge=1, le=60, description="frames per second")
 
 
-def _seed() -> Any:
-    return Field(None, description="random seed, for a repeatable result (default: random)")
-
-
 def _side(which: str) -> Any:
     text = f"{which} in pixels (default: the model's native size)"
     return Field(None, ge=32, description=text)
@@ -90,7 +94,7 @@ class GenerateVideoArgs(BaseModel):
     prompt: Prompt
     frames: int = _frames()
     fps: int = _fps()
-    seed: int | None = _seed()
+    seed: int | None = seed_field()
     negative_prompt: str = Field("", description="what the clip should not show")
     width: int | None = _side("width")
     height: int | None = _side("height")
@@ -110,7 +114,7 @@ class AnimateArgs(BaseModel):
     )
     frames: int = _frames()
     fps: int = _fps()
-    seed: int | None = _seed()
+    seed: int | None = seed_field()
     width: int | None = _side("width")
     height: int | None = _side("height")
     steps: int | None = _steps()
@@ -120,26 +124,14 @@ class AnimateArgs(BaseModel):
 # --- limits ---------------------------------------------------------------------------------
 
 
-def _limit(name: str, value: int | None, limit: int, setting: str) -> None:
-    if value is not None and value > limit:
-        raise ToolError(
-            f"{name} {value} is over the limit of {limit} (tools.video.{setting}); "
-            "ask for less or raise that setting"
-        )
-
-
 def _check(ctx: ToolContext, args: GenerateVideoArgs | AnimateArgs) -> int:
     """Refuse asks over the configured limits, naming the setting; return the seed."""
     s = ctx.settings.video
-    _limit("frames", args.frames, s.max_frames, "max_frames")
-    _limit("width", args.width, s.max_side, "max_side")
-    _limit("height", args.height, s.max_side, "max_side")
-    _limit("steps", args.steps, s.max_steps, "max_steps")
-    if args.seed is None:
-        return random.SystemRandom().randrange(2**32)
-    if not 0 <= args.seed < 2**63:
-        raise ToolError(f"seed {args.seed} is out of range; use a number from 0 to 2**63-1")
-    return args.seed
+    check_limit("frames", args.frames, s.max_frames, "tools.video.max_frames")
+    check_limit("width", args.width, s.max_side, "tools.video.max_side")
+    check_limit("height", args.height, s.max_side, "tools.video.max_side")
+    check_limit("steps", args.steps, s.max_steps, "tools.video.max_steps")
+    return pick_seed(args.seed)
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -12,17 +12,14 @@ new pipeline class needs no code here.
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import inspect
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tools.base import ToolContext
 from tools.errors import ToolError, require
-from tools.hf import check_cached, first_line, model_source, weights_size
+from tools.hf import weights_size
+from tools.pipe_loading import from_pretrained, pipeline_source, quiet_loading
 
 if TYPE_CHECKING:
     from tools.diffusion import Pipe
@@ -82,26 +79,7 @@ def _wrong_kind(spec: str, name: str, kind: str, setting: str) -> ToolError:
 
 
 def _source(ctx: ToolContext, spec: str, setting: str, marker: str) -> str:
-    """Where ``spec``'s files are; ``ModelMissing`` (saying how to install) when nowhere."""
-    from tools.diffusion import ModelMissing, install_advice
-    from tools.model_files import ChecksumMismatch
-
-    try:
-        source = model_source(spec, ctx.models, setting)
-        check_cached(spec, source, marker=marker, setting=setting)
-    except ChecksumMismatch:
-        raise
-    except ToolError as exc:
-        advice = install_advice(spec, setting, KIND[setting], EXAMPLE[setting])
-        if f"models pull {spec}`" in str(exc):  # the catalog's own message says how already
-            advice = f"or set {setting} to a folder holding {KIND[setting]}"
-        raise ModelMissing(f"{exc}; {advice}") from None
-    if Path(source).is_dir() and not (Path(source) / marker).is_file():
-        raise ToolError(
-            f"{source} holds no {marker}, so it is not {KIND[setting]}; set {setting} to a "
-            "folder saved with save_pretrained (or a Hub id)"
-        )
-    return source
+    return pipeline_source(ctx, spec, setting, KIND[setting], EXAMPLE[setting], marker)
 
 
 def _animatediff_scheduler(pipe: Any) -> None:
@@ -119,43 +97,8 @@ def _animatediff_scheduler(pipe: Any) -> None:
         )
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """transformers' warnings at error level only, while pipeline parts load."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:
-        yield
-        return
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-
-
 def _from_pretrained(cls: Any, source: str, spec: str, setting: str, **kwargs: Any) -> Any:
-    """``cls.from_pretrained(source)`` with errors that name the model and the setting."""
-    from tools.diffusion import ModelMissing, install_advice
-
-    try:
-        return cls.from_pretrained(source, **kwargs)
-    except OSError as exc:  # files missing from the folder or the cache
-        advice = install_advice(spec, setting, KIND[setting], EXAMPLE[setting])
-        raise ModelMissing(
-            f"cannot load {spec!r} ({setting}): {first_line(exc)}; {advice}"
-        ) from None
-    except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as exc:
-        if "low_cpu_mem_usage" in str(exc) and importlib.util.find_spec("accelerate") is None:
-            raise ToolError(
-                f"cannot load {spec!r} ({setting}): diffusers loads this model (it keeps some "
-                "layers in float32, as Wan does) only with the accelerate package; install "
-                "it: `pip install accelerate`"
-            ) from None
-        raise ToolError(
-            f"cannot load {spec!r} as {KIND[setting]} ({setting}): {first_line(exc)}"
-        ) from None
+    return from_pretrained(cls, source, spec, setting, KIND[setting], EXAMPLE[setting], **kwargs)
 
 
 def load_video_pipe(ctx: ToolContext, setting: str) -> Pipe:
@@ -180,7 +123,7 @@ def load_video_pipe(ctx: ToolContext, setting: str) -> Pipe:
         ctx.report(0.0, f"loading {spec}" + (f" with {adapter}" if adapter else ""))
         device, dtype = device_and_dtype(ctx)
         kwargs = dtype_kwarg(diffusers, dtype)
-        with _quiet_transformers():  # "falling back to the Pil image processor" and the like
+        with quiet_loading():
             if adapter and adapter_source:
                 motion = _from_pretrained(
                     diffusers.MotionAdapter, adapter_source, adapter, ADAPTER, **kwargs

@@ -453,7 +453,8 @@ def test_the_planner_sees_the_canonical_arguments():
         "default": 49,
         "title": "Frames",
     }
-    assert props["seed"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
+    seed = [{"type": "integer", "minimum": 0, "maximum": 2**63 - 1}, {"type": "null"}]
+    assert props["seed"]["anyOf"] == seed
     assert spec["output_modalities"] == ["video"] and spec["input_modalities"] == ["text"]
     spec = animate_image.spec()
     assert spec["input_schema"]["required"] == ["image"]

@@ -1,0 +1,52 @@
+"""Asking the language model for something a tool must parse (an SVG sketch, a shape scene),
+with one second chance: the first unusable reply goes back to the model with what was wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from tools.base import ToolContext
+
+T = TypeVar("T")
+REPLY_ECHO_CHARS = 4000
+"""Characters of an unusable reply sent back with the problem (the model needs the gist)."""
+
+
+def ask_twice(
+    ctx: ToolContext,
+    messages: list[dict[str, Any]],
+    parse: Callable[[str], T],
+    retry: Callable[[str], str],
+    unusable: type[Exception],
+    what: str,
+) -> tuple[T, int]:
+    """``parse(reply)`` of the model's reply to ``messages``; when it raises ``unusable``, ask
+    once more with the reply and ``retry(problem)`` (the next user message) appended. The
+    replies are not streamed: they are material for the tool, not the answer.
+
+    Returns:
+        What ``parse`` made, and the attempt (1 or 2) that made it.
+
+    Raises:
+        unusable: The second reply was unusable too (the caller words the error).
+        Cancelled: The step was cancelled while the model wrote.
+    """
+    if ctx.llm is None:
+        raise ValueError("ask_twice needs ctx.llm; callers check for a language model first")
+    for attempt in (1, 2):
+        ctx.check_cancelled()
+        reply = ctx.llm(messages, None)
+        ctx.check_cancelled()
+        try:
+            return parse(reply), attempt
+        except unusable as exc:
+            if attempt == 2:
+                raise
+            ctx.report(0.45, f"{what} was unusable ({exc}); asking once more")
+            messages = [
+                *messages,
+                {"role": "assistant", "content": reply[:REPLY_ECHO_CHARS]},
+                {"role": "user", "content": retry(str(exc))},
+            ]
+    raise AssertionError("unreachable")
