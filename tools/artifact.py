@@ -35,7 +35,20 @@ class Modality(StrEnum):
     FILE = "file"  # anything else (a PDF, a zip): kept, not interpreted
 
 
-_MESH_EXTS = {".glb", ".gltf", ".ply", ".obj", ".stl", ".off"}
+_MESH_EXTS = {
+    ".glb",
+    ".gltf",
+    ".ply",
+    ".obj",
+    ".stl",
+    ".off",
+    ".fbx",
+    ".dae",
+    ".3mf",
+    ".3ds",
+    ".blend",
+}
+"""Mesh suffixes: the formats tools/mesh_io.py reads, and common ones it names as unread."""
 _EXTRA_MIME = {
     "model/gltf-binary": ".glb",
     "model/gltf+json": ".gltf",

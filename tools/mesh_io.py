@@ -37,6 +37,11 @@ MIME = {
 }
 COLOURS = {"glb": True, "ply": True, "obj": True, "stl": False}
 """Whether a written format keeps vertex colours (STL has none)."""
+FACTS = frozenset(
+    ("vertices", "faces", "bounds", "extents", "watertight", "components", "area")
+    + ("colours", "volume")
+)
+"""The keys ``mesh_facts`` gives (volume only for a closed mesh)."""
 INGEST_LOAD_BYTES = 64 * 1024 * 1024
 """Ingest facts load meshes up to this size; larger ones get their file facts only."""
 
@@ -105,8 +110,8 @@ def load_mesh(source: Artifact | Path, settings: ToolSettings) -> LoadedMesh:
         size = path.stat().st_size
         if size > s.max_file_bytes:
             raise ToolError(
-                f"{label} is {size / 1e6:.0f} MB, over the limit of "
-                f"{s.max_file_bytes / 1e6:.0f} MB (tools.mesh.max_file_bytes)"
+                f"{label} is {size:,} bytes, over the limit of {s.max_file_bytes:,} bytes "
+                "(tools.mesh.max_file_bytes)"
             )
         data = path.read_bytes()
     except OSError as exc:
@@ -125,7 +130,9 @@ def load_mesh(source: Artifact | Path, settings: ToolSettings) -> LoadedMesh:
     try:
         # Parsers raise anything on a corrupt file (IndexError, KeyError, struct.error,
         # json and unicode errors ...): all of them mean "not a readable mesh".
-        scene = trimesh.load_scene(io.BytesIO(data), file_type=fmt)
+        # Unprocessed, so NaN coordinates reach the check below (processing drops them,
+        # and their faces, without a word); vertices are merged after it.
+        scene = trimesh.load_scene(io.BytesIO(data), file_type=fmt, process=False)
     except Exception as exc:
         raise ToolError(
             f"{label} is not a readable {fmt.upper()} file ({type(exc).__name__}: "
@@ -153,6 +160,7 @@ def load_mesh(source: Artifact | Path, settings: ToolSettings) -> LoadedMesh:
     if not np.isfinite(mesh.vertices).all():
         bad = int((~np.isfinite(mesh.vertices).all(axis=1)).sum())
         raise ToolError(f"{label} has {bad} vertices with NaN or infinite coordinates")
+    mesh.merge_vertices()  # shared corners, so an STL's triangle soup is one surface
     keep = mesh.nondegenerate_faces()
     if not keep.all():
         if not keep.any():
@@ -217,10 +225,18 @@ def export_mesh(mesh: Any, fmt: str) -> bytes:
     return data
 
 
-def store_mesh(ctx: ToolContext, mesh: Any, stem: str, fmt: str, **metadata: Any) -> Artifact:
+def store_mesh(
+    ctx: ToolContext,
+    mesh: Any,
+    stem: str,
+    fmt: str,
+    exported: bytes | None = None,
+    **metadata: Any,
+) -> Artifact:
     """Write ``mesh`` as ``stem.fmt`` into the store, with its facts and ``metadata``; nothing
-    is stored unless the file reads back whole."""
-    data = export_mesh(mesh, fmt)
+    is stored unless the file reads back whole. ``exported`` is the file's bytes when the
+    caller already has them from ``export_mesh``."""
+    data = exported if exported is not None else export_mesh(mesh, fmt)
     facts = mesh_facts(mesh)
     if not COLOURS[fmt]:
         facts["colours"] = None
@@ -269,9 +285,14 @@ def decimate(mesh: Any, faces: int) -> Any:
         raise ToolError(f"simplifying the mesh to {faces:,} faces failed: {exc}") from None
     if not len(out.faces):
         raise ToolError(f"simplifying the mesh to {faces:,} faces left nothing of it")
-    if colour_kind(mesh) == "vertex":
+    kind = colour_kind(mesh)
+    if kind in ("vertex", "face"):
         from scipy.spatial import cKDTree
 
-        _, nearest = cKDTree(mesh.vertices).query(out.vertices)
-        out.visual.vertex_colors = mesh.visual.vertex_colors[nearest]
+        if kind == "vertex":  # from the nearest original vertex
+            _, nearest = cKDTree(mesh.vertices).query(out.vertices)
+            out.visual.vertex_colors = mesh.visual.vertex_colors[nearest]
+        else:  # from the original face with the nearest centre
+            _, nearest = cKDTree(mesh.triangles_center).query(out.triangles_center)
+            out.visual.face_colors = mesh.visual.face_colors[nearest]
     return out
