@@ -55,6 +55,7 @@ bench: setup
 	cd benchmarks && ../$(BIN)/python speak_rtf.py
 	cd benchmarks && ../$(BIN)/python video_keyframes.py
 	cd benchmarks && ../$(BIN)/python video_describe.py
+	cd benchmarks && ../$(BIN)/python mesh_render.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
