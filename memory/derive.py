@@ -72,7 +72,25 @@ def derive_text(art: Artifact, ctx: ToolContext, settings: MemorySettings) -> tu
                 parts.append(attempt(notes, "no sound tags", lambda: sound_tags(work, art)))
         elif art.modality == Modality.VIDEO:
             parts.append(attempt(notes, "no transcript", lambda: soundtrack(work, art)))
+    if art.modality == Modality.MESH:
+        parts.append(mesh_words(art))
     return "\n".join(dict.fromkeys(p for p in parts if p)), notes
+
+
+def mesh_words(art: Artifact) -> str:
+    """A mesh's facts in words ("3D model, 1,292 faces, watertight, coloured") from the
+    metadata its tool or ingest wrote; "3D model" when there are none."""
+    meta = art.metadata
+    words = ["3D model"]
+    if isinstance(meta.get("faces"), int):
+        words.append(f"{meta['faces']:,} faces")
+    if meta.get("watertight"):
+        words.append("watertight")
+    if meta.get("colours"):
+        words.append("coloured")
+    if meta.get("procedural"):
+        words.append("built from simple shapes")
+    return ", ".join(words)
 
 
 def _no_progress(fraction: float, message: str, preview: Artifact | None) -> None:

@@ -168,6 +168,7 @@ def test_positional_schema_allows_only_references_that_exist_and_fit():
         "generate_music",
         "generate_sound",
         "generate_video",
+        "generate_3d",
         "search_memory",
     }
 

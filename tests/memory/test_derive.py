@@ -128,3 +128,15 @@ def test_cancelling_stops_derivation(ctx, tmp_path):
     ctx.cancel_event.set()
     with pytest.raises(Cancelled):
         derive_text(art, ctx, ON)
+
+
+def test_a_mesh_is_described_by_its_facts(ctx):
+    trimesh = pytest.importorskip("trimesh")
+    from tools.mesh_io import store_mesh
+
+    box = trimesh.creation.box((1.0, 2.0, 3.0))
+    box.visual.vertex_colors = [200, 30, 30, 255]
+    art = store_mesh(ctx, box, "red-crate", "glb", prompt="a red crate")
+    text, notes = derive_text(art, ctx, OFF)
+    assert text == "red crate\na red crate\n3D model, 12 faces, watertight, coloured"
+    assert notes == []
