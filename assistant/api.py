@@ -152,9 +152,16 @@ class Assistant:
         )
 
     def _language_model(
-        self, messages: list[dict[str, Any]], on_token: Callable[[str], None] | None
+        self,
+        messages: list[dict[str, Any]],
+        on_token: Callable[[str], None] | None,
+        /,
+        *,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
     ) -> str:
-        """The configured chat model, for text tools: the planner's own when it has one."""
+        """The configured chat model, for text tools: the planner's own when it has one
+        (``tools.base.LanguageModel``)."""
         from assistant.planners.base import configured_planner
 
         backend = getattr(self.planner, "backend", None)
@@ -163,7 +170,8 @@ class Assistant:
                 if self._text_backend is None:
                     self._text_backend = configured_planner(self.config, self.models).backend
             backend = self._text_backend
-        return str(backend.chat(messages, on_token=on_token).text)
+        reply = backend.chat(messages, on_token=on_token, schema=schema, max_tokens=max_tokens)
+        return str(reply.text)
 
     def _run_config(self, session: str) -> dict[str, Any]:
         return {

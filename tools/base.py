@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Protocol
 
 from pydantic import (
     BaseModel,
@@ -232,6 +232,24 @@ def _no_progress(fraction: float, message: str, preview: Artifact | None) -> Non
     return None
 
 
+class LanguageModel(Protocol):
+    """The configured chat model as tools call it: ``llm(messages, on_token)`` returns the
+    reply's text, streaming tokens to ``on_token`` when it is given. ``schema`` constrains
+    the reply to JSON of that schema where the backend can (llama.cpp grammars, OpenAI
+    structured output); others ignore it, so callers still check what comes back.
+    ``max_tokens`` raises the backend's default reply length."""
+
+    def __call__(
+        self,
+        messages: list[dict[str, Any]],
+        on_token: Callable[[str], None] | None,
+        /,
+        *,
+        schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+    ) -> str: ...
+
+
 @dataclass
 class ToolContext:
     """What a running tool may use: the store, progress, cancellation, settings, models."""
@@ -250,7 +268,7 @@ class ToolContext:
     """Named outputs a reference can point at: ``{"a1": [...], "s1": [...]}``."""
     allowed_roots: tuple[Path, ...] = ()
     """Folders, besides the store and workspace, whose files a tool argument may name."""
-    llm: Callable[[list[dict[str, Any]], Callable[[str], None] | None], str] | None = None
+    llm: LanguageModel | None = None
     """The configured language model: ``llm(messages, on_token) -> text``; None if none."""
     token_fn: Callable[[str], None] | None = None
     """Streams text a tool writes (e.g. ``write_text``) to the event stream as it comes."""

@@ -20,10 +20,14 @@ def ask_twice(
     retry: Callable[[str], str],
     unusable: type[Exception],
     what: str,
+    schema: dict[str, Any] | None = None,
+    max_tokens: int | None = None,
 ) -> tuple[T, int]:
     """``parse(reply)`` of the model's reply to ``messages``; when it raises ``unusable``, ask
     once more with the reply and ``retry(problem)`` (the next user message) appended. The
-    replies are not streamed: they are material for the tool, not the answer.
+    replies are not streamed: they are material for the tool, not the answer. ``schema`` and
+    ``max_tokens`` go to the model (``tools.base.LanguageModel``): a JSON schema constrains
+    the reply where the backend can.
 
     Returns:
         What ``parse`` made, and the attempt (1 or 2) that made it.
@@ -36,7 +40,10 @@ def ask_twice(
         raise ValueError("ask_twice needs ctx.llm; callers check for a language model first")
     for attempt in (1, 2):
         ctx.check_cancelled()
-        reply = ctx.llm(messages, None)
+        if schema is None and max_tokens is None:
+            reply = ctx.llm(messages, None)
+        else:
+            reply = ctx.llm(messages, None, schema=schema, max_tokens=max_tokens)
         ctx.check_cancelled()
         try:
             return parse(reply), attempt

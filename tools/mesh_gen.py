@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from tools.artifact import Modality, slug
 from tools.base import (
@@ -31,6 +32,7 @@ from tools.base import (
 )
 from tools.errors import ToolError
 from tools.mesh_scene import Shape
+from tools.settings import MAX_RESOLUTION
 from tools.shap_e import EXAMPLE, GENERATOR, IMAGE_GENERATOR, KIND
 
 if TYPE_CHECKING:  # mypy sees the values the slots hand the tool
@@ -58,7 +60,7 @@ def _resolution() -> Any:
         "marching-cubes grid, cells a side: finer is slower and makes more faces "
         "(default: tools.mesh.resolution, 128)"
     )
-    return Field(None, ge=16, description=text)
+    return Field(None, ge=16, le=MAX_RESOLUTION, description=text)
 
 
 def _format() -> Any:
@@ -76,7 +78,10 @@ class Generate3DArgs(BaseModel):
     guidance: float | None = _guidance("15")
     resolution: int | None = _resolution()
     format: Format = _format()
-    shapes: list[Shape] | None = Field(
+    # Hidden from the planner's schema: a small planner fills it with one placeholder box.
+    # Callers (Python, HTTP, plan files) may give it; otherwise the language model writes the
+    # shapes itself when they are needed (tools.mesh_scene.plan_scene).
+    shapes: SkipJsonSchema[list[Shape] | None] = Field(
         None,
         description="the object as simple shapes, used only when no text-to-3D model is "
         "installed (default: the language model writes them)",

@@ -21,6 +21,11 @@ from tools.llm_retry import ask_twice
 
 LABEL = "procedural shapes (not a generated 3D model)"
 MAX_SHAPES = 64
+SCENE_TOKENS = 1500
+"""Longest scene reply asked for: about 30 shapes of some 45 tokens each."""
+SCHEMA_SHAPES = 30
+"""Most shapes the constrained reply may hold: a small model that starts repeating one shape
+is stopped by the grammar rather than by the token limit, mid-number."""
 """Most shapes one scene may hold: a blocky model needs tens, not hundreds."""
 MAX_REPLY_CHARS = 60_000
 """A longer reply is refused: a scene is tens of short JSON objects."""
@@ -204,9 +209,25 @@ def parse_scene(reply: str) -> list[Shape]:
     if len(value) > MAX_SHAPES:
         raise UnusableScene(f"it has {len(value)} shapes; use at most {MAX_SHAPES}")
     try:
-        return TypeAdapter(list[Shape]).validate_python(value)
+        shapes = TypeAdapter(list[Shape]).validate_python(value)
     except ValidationError as exc:
         raise UnusableScene(_problems(exc)) from None
+    # The same shape twice adds nothing: it is a small model repeating itself.
+    return list({shape.model_dump_json(): shape for shape in shapes}.values())
+
+
+def scene_schema() -> dict[str, Any]:
+    """The JSON schema of a scene reply, ``{"shapes": [...]}``: the model's reply is
+    constrained to it where the backend can (a 1.5B model otherwise drifts out of JSON)."""
+    shape = Shape.model_json_schema()
+    shape.pop("title", None)
+    shapes = {"type": "array", "items": shape, "minItems": 1, "maxItems": SCHEMA_SHAPES}
+    return {
+        "type": "object",
+        "properties": {"shapes": shapes},
+        "required": ["shapes"],
+        "additionalProperties": False,
+    }
 
 
 def plan_scene(ctx: ToolContext, prompt: str) -> list[Shape]:
@@ -237,7 +258,16 @@ def plan_scene(ctx: ToolContext, prompt: str) -> list[Shape]:
         return render("mesh_scene_user.j2", prompt=prompt, problem=problem)
 
     try:
-        shapes, _ = ask_twice(ctx, messages, parse_scene, retry, UnusableScene, "the shape scene")
+        shapes, _ = ask_twice(
+            ctx,
+            messages,
+            parse_scene,
+            retry,
+            UnusableScene,
+            "the shape scene",
+            schema=scene_schema(),
+            max_tokens=SCENE_TOKENS,
+        )
     except UnusableScene as exc:
         raise ToolError(
             f"the language model could not describe {prompt!r} as simple shapes: {exc}. "

@@ -145,6 +145,10 @@ class VideoSettings(BaseModel):
     """Seconds one ffmpeg run may take before it is stopped."""
 
 
+MAX_RESOLUTION = 256
+"""The finest marching-cubes grid any generate_3d or image_to_3d call makes."""
+
+
 class MeshSettings(BaseModel):
     """Models and limits of the 3D tools (``[tools.mesh]`` in config.toml).
 
@@ -168,8 +172,9 @@ class MeshSettings(BaseModel):
     """Marching-cubes grid of a generated mesh (cells a side): finer is slower and larger."""
     max_steps: int = Field(200, ge=1)
     """Most denoising steps one call may ask for."""
-    max_resolution: int = Field(256, ge=16)
-    """Largest marching-cubes grid a call may ask for (memory grows with its cube)."""
+    max_resolution: int = Field(MAX_RESOLUTION, ge=16, le=MAX_RESOLUTION)
+    """Largest marching-cubes grid a call may ask for (memory grows with its cube; 256 at
+    most, about 17 million field queries)."""
     procedural_fallback: bool = True
     """With no text-to-3D weights installed, let generate_3d build a labelled mesh from a
     scene of simple shapes (boxes, spheres, cylinders, cones) instead of failing."""

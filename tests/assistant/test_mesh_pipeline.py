@@ -146,8 +146,9 @@ def test_bad_meshes_fail_clearly_and_the_session_goes_on(tmp_path: Path) -> None
         {"id": "s1", "tool": "generate_3d", "args": {"prompt": "a chair", "resolution": 4096}},
     ]
     events = list(bot.stream("a very fine chair", session=first.session, plan=too_big))
-    failed = [e for e in events if isinstance(e, StepFailed)]
-    assert failed and "max_resolution" in failed[0].error
+    final = events[-1]
+    assert isinstance(final, Final) and not final.result.ok
+    assert "less than or equal to 256" in final.result.text  # the plan is refused up front
 
     again = bot.run("the box again", [good], session=first.session, plan=plan)
     assert again.ok and again.session == first.session

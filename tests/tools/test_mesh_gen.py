@@ -212,9 +212,9 @@ def test_without_weights_shapes_stand_in_labelled(make, tmp_path, generator):
 def test_without_weights_the_language_model_writes_the_shapes(make):
     asked: list[Any] = []
 
-    def llm(messages: list[dict[str, Any]], on_token: Any) -> str:
+    def llm(messages: list[dict[str, Any]], on_token: Any, /, **options: Any) -> str:
         asked.append(messages)
-        return json.dumps(BOX * 2)
+        return json.dumps(BOX + [BOX[0] | {"position": [0, 0.75, 0]}])
 
     c = make(generator="shap-e", llm=llm)
     result = generate_3d(c.ctx, prompt="two stacked crates")

@@ -10,7 +10,14 @@ import pytest
 from pydantic import ValidationError
 
 from tools import ArtifactStore, ToolContext, ToolError
-from tools.mesh_scene import MAX_SHAPES, Shape, build_scene, parse_scene, plan_scene
+from tools.mesh_scene import (
+    MAX_SHAPES,
+    Shape,
+    build_scene,
+    parse_scene,
+    plan_scene,
+    scene_schema,
+)
 
 trimesh = pytest.importorskip("trimesh")
 
@@ -30,9 +37,11 @@ class ScriptedLLM:
     def __init__(self, *replies: str):
         self.replies = list(replies)
         self.calls: list[tuple[list[dict], object]] = []
+        self.options: list[dict] = []
 
-    def __call__(self, messages, on_token):
+    def __call__(self, messages, on_token, /, **options):
         self.calls.append(([dict(m) for m in messages], on_token))
+        self.options.append(options)
         return self.replies[min(len(self.calls), len(self.replies)) - 1]
 
 
@@ -161,6 +170,15 @@ def test_the_language_model_writes_the_scene_in_a_fenced_reply(context):
     assert '"kind"' in messages[0]["content"] and "y = 0" in messages[0]["content"]
     assert "a wooden chair" in messages[1]["content"]
     assert progress[-1][0] == 1.0 and "6 shapes" in progress[-1][1]
+    # the reply is constrained to the scene's JSON schema where the backend can
+    ((options),) = llm.options
+    assert options["schema"] == scene_schema() and options["max_tokens"] >= 1000
+    assert options["schema"]["properties"]["shapes"]["items"]["required"] == ["kind", "size"]
+
+
+def test_a_shape_repeated_by_the_model_counts_once():
+    chair = parse_scene(json.dumps({"shapes": CHAIR + CHAIR[1:3]}))
+    assert len(chair) == len(CHAIR)
 
 
 @pytest.mark.parametrize(
