@@ -65,6 +65,18 @@ class OpenAISettings(_Section):
     """Ask for native tool calls; off, the plan is requested as JSON text."""
 
 
+class TuiSettings(_Section):
+    """The terminal UI (``anymodal chat``): keys and how input behaves."""
+
+    enter_sends: bool = True
+    """Enter sends the message (Shift+Enter or Ctrl+J adds a line); false: Ctrl+Enter sends."""
+    keys: dict[str, str] = Field(default_factory=dict)
+    """Key bindings by id, e.g. ``{"cancel" = "escape", "attach" = "ctrl+o"}``; ids are listed
+    by /help in the app."""
+    images: Literal["auto", "kitty", "sixel", "halfcell", "none"] = "auto"
+    """How images show inline: the best the terminal supports, a given protocol, or none."""
+
+
 class Config(BaseSettings):
     """Everything a user can set. Nested sections use ``__`` in variables:
     ``ANYMODAL_TOOLS__MAX_IMAGE_PIXELS=50000000``."""
@@ -113,6 +125,8 @@ class Config(BaseSettings):
     """Limits the built-in tools enforce."""
     memory: MemorySettings = Field(default_factory=MemorySettings)
     """The cross-modal memory: what it indexes and with which models."""
+    tui: TuiSettings = Field(default_factory=TuiSettings)
+    """The terminal UI: key bindings and input behaviour."""
 
     @classmethod
     def settings_customise_sources(
