@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="talk to anymodal in the terminal")
     chat.add_argument("--session", metavar="ID", help="continue this session")
+    chat.add_argument(
+        "--plain",
+        action="store_true",
+        help="a plain line-by-line chat instead of the full-screen app (also used when the "
+        "terminal is not interactive or Textual is not installed)",
+    )
 
     tools = sub.add_parser("tools", help="the tools the planner can use")
     tools_sub = tools.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -245,9 +251,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    import importlib.util
+    import sys
+    from importlib.metadata import entry_points
+
     from assistant.chat import chat_loop
 
-    return chat_loop(_assistant(), session=args.session)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    # The full-screen app is a front end found by entry point (tui imports assistant, never
+    # the other way round); without it, or without a terminal, the plain loop serves.
+    front = [ep for ep in entry_points(group="anymodal.frontends") if ep.name == "chat"]
+    if args.plain or not interactive or not front or importlib.util.find_spec("textual") is None:
+        return chat_loop(_assistant(), session=args.session)
+    run_app = front[0].load()
+    return int(run_app(_assistant(), session=args.session))
 
 
 def cmd_tools(args: argparse.Namespace) -> int:

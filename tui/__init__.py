@@ -1,1 +1,4 @@
-"""The Textual terminal UI (to come); until then ``anymodal chat`` is a plain loop."""
+"""The Textual terminal UI behind ``anymodal chat``: the chat transcript with artifacts shown
+inline, the plan with live progress, the composer and the commands. It imports ``assistant``;
+nothing imports it (assistant/cli.py finds ``tui.app:run_app`` through the
+``anymodal.frontends`` entry point)."""
