@@ -56,6 +56,7 @@ bench: setup
 	cd benchmarks && ../$(BIN)/python video_keyframes.py
 	cd benchmarks && ../$(BIN)/python video_describe.py
 	cd benchmarks && ../$(BIN)/python mesh_render.py
+	cd benchmarks && ../$(BIN)/python tui_latency.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
