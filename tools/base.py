@@ -176,6 +176,11 @@ def check_limit(name: str, value: float | None, limit: float, setting: str) -> N
         )
 
 
+def with_notes(what: str, notes: list[str]) -> str:
+    """A tool's one-line summary: what it did, then its notes ("...; rounded to 48 frames")."""
+    return what + "".join(f"; {n}" for n in notes)
+
+
 def seed_field() -> Any:
     """The ``seed`` argument of a generating tool: None for a fresh random seed."""
     text = "random seed, for a repeatable result (default: random)"

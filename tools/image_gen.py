@@ -22,6 +22,7 @@ from tools.base import (
     pick_seed,
     seed_field,
     text_input,
+    with_notes,
 )
 from tools.errors import ToolError
 from tools.image_io import check_output_size, open_image
@@ -59,10 +60,6 @@ def _check(s: ImageSettings, steps: int | None, strength: float | None = None) -
             "strength 0 would return the image unchanged; use 0.1 (a light touch) up to 1 "
             "(ignore the original)"
         )
-
-
-def _summary(what: str, notes: list[str]) -> str:
-    return what + "".join(f"; {n}" for n in notes)
 
 
 def _paint(
@@ -203,7 +200,7 @@ class GenerateImage(Tool):
         )
         data = {**facts, "seed": seed, "seeds": seeds, "defaults": defaults.kind}
         data |= {"procedural": False, "nsfw_flagged": flags, "notes": notes}
-        return ToolResult(artifacts=arts, data=data, summary=_summary(what, notes))
+        return ToolResult(artifacts=arts, data=data, summary=with_notes(what, notes))
 
 
 def _sketch(
@@ -230,7 +227,7 @@ def _sketch(
     )
     data: dict[str, Any] = {"procedural": True, "model": None, "width": width, "height": height}
     data |= {"reason": str(missing), "notes": notes}
-    return ToolResult(artifacts=[art], data=data, summary=_summary(what, notes))
+    return ToolResult(artifacts=[art], data=data, summary=with_notes(what, notes))
 
 
 class EditImageArgs(BaseModel):
@@ -329,7 +326,7 @@ class EditImage(Tool):
             f"{img.width}x{img.height}, {steps} steps, seed {seed}"
         )
         data = {**facts, "seed": seed, "nsfw_flagged": flags, "notes": notes}
-        return ToolResult(artifacts=arts, data=data, summary=_summary(what, notes))
+        return ToolResult(artifacts=arts, data=data, summary=with_notes(what, notes))
 
 
 class InpaintArgs(BaseModel):
@@ -420,7 +417,7 @@ class InpaintImage(Tool):
             f"with {spec}: {steps} steps, seed {seed}"
         )
         data = {**facts, "seed": seed, "mask_fraction": round(covered, 4), "notes": notes}
-        return ToolResult(artifacts=arts, data=data, summary=_summary(summary, notes))
+        return ToolResult(artifacts=arts, data=data, summary=with_notes(summary, notes))
 
 
 generate_image = GenerateImage()

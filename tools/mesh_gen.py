@@ -29,6 +29,7 @@ from tools.base import (
     pick_seed,
     seed_field,
     text_input,
+    with_notes,
 )
 from tools.errors import ToolError
 from tools.mesh_scene import Shape
@@ -132,10 +133,6 @@ def _store(
     return [art, preview], {k: v for k, v in art.metadata.items() if k in FACTS}
 
 
-def _summary(what: str, notes: list[str]) -> str:
-    return what + "".join(f"; {n}" for n in notes)
-
-
 def _made(facts: dict[str, Any], fmt: str) -> str:
     return f"a {fmt.upper()} mesh of {facts['faces']:,} faces ({facts['vertices']:,} vertices)"
 
@@ -215,7 +212,7 @@ class Generate3D(Tool):
             f"({steps} steps, guidance {guidance:g}, {resolution}³ grid, seed {seed})"
         )
         data = {**meta, **facts, "format": args.format, "notes": notes}
-        return ToolResult(artifacts=arts, data=data, summary=_summary(what, notes))
+        return ToolResult(artifacts=arts, data=data, summary=with_notes(what, notes))
 
 
 def _procedural(ctx: ToolContext, args: Generate3DArgs, prompt: str, reason: str) -> ToolResult:
@@ -250,7 +247,7 @@ def _procedural(ctx: ToolContext, args: Generate3DArgs, prompt: str, reason: str
         f"generated 3D model; for a real one {advice}"
     )
     data = {**meta, **facts, "format": args.format, "notes": notes}
-    return ToolResult(artifacts=arts, data=data, summary=_summary(what, notes))
+    return ToolResult(artifacts=arts, data=data, summary=with_notes(what, notes))
 
 
 class ImageTo3D(Tool):
@@ -292,7 +289,7 @@ class ImageTo3D(Tool):
             f"seed {seed}; background: {background['background']})"
         )
         data = {**meta, **facts, "format": args.format, "notes": notes}
-        return ToolResult(artifacts=arts, data=data, summary=_summary(what, notes))
+        return ToolResult(artifacts=arts, data=data, summary=with_notes(what, notes))
 
 
 generate_3d = Generate3D()

@@ -30,6 +30,7 @@ from tools.base import (
     pick_seed,
     seed_field,
     text_input,
+    with_notes,
 )
 from tools.errors import ToolError
 from tools.video_panzoom import (
@@ -180,10 +181,6 @@ def _store(
     return arts, info
 
 
-def _summary(what: str, notes: list[str]) -> str:
-    return what + "".join(f"; {n}" for n in notes)
-
-
 def _clip(info: Any, fps: int) -> str:
     size = f"{info.width}x{info.height}"
     return f"{info.frames}-frame {size} clip ({info.duration:.1f} s at {fps} fps)"
@@ -237,7 +234,7 @@ class GenerateVideo(Tool):
         data = {**facts, "seed": seed, "width": info.width, "height": info.height}
         data |= {"frames": info.frames, "duration": info.duration, "defaults": kind}
         data |= {"procedural": False, "notes": notes}
-        return ToolResult(artifacts=arts, data=data, summary=_summary(what, notes))
+        return ToolResult(artifacts=arts, data=data, summary=with_notes(what, notes))
 
 
 # --- animate_image ----------------------------------------------------------------------------
@@ -307,7 +304,7 @@ class AnimateImage(Tool):
         data = {**facts, "seed": seed, "width": info.width, "height": info.height}
         data |= {"frames": info.frames, "duration": info.duration, "defaults": kind}
         data |= {"procedural": False, "notes": notes}
-        return ToolResult(artifacts=arts, data=data, summary=_summary(what, notes))
+        return ToolResult(artifacts=arts, data=data, summary=with_notes(what, notes))
 
 
 def _pan_zoom(ctx: ToolContext, args: AnimateArgs, img: Any, reason: str) -> ToolResult:
@@ -332,7 +329,7 @@ def _pan_zoom(ctx: ToolContext, args: AnimateArgs, img: Any, reason: str) -> Too
     data: dict[str, Any] = {"procedural": True, "reason": reason, "model": None}
     data |= {"camera": move.words, "width": info.width, "height": info.height}
     data |= {"frames": info.frames, "fps": args.fps, "duration": info.duration, "notes": notes}
-    return ToolResult(artifacts=arts, data=data, summary=_summary(what, notes))
+    return ToolResult(artifacts=arts, data=data, summary=with_notes(what, notes))
 
 
 generate_video = GenerateVideo()
