@@ -36,6 +36,13 @@ class AttachmentError(ValueError):
     """An attachment cannot be used (missing, empty, unreadable); nothing was run."""
 
 
+class SessionBusy(RuntimeError):
+    """A turn is already running in this session; wait for it or cancel it."""
+
+    def __str__(self) -> str:
+        return f"session {self.args[0]!r} is already running a turn; wait for it or cancel it"
+
+
 class SessionNotFound(KeyError):
     def __str__(self) -> str:
         return f"no session {self.args[0]!r}; `anymodal sessions list` shows them"
@@ -70,7 +77,7 @@ class Assistant:
         self.planner = planner
         self.models = model_manager(self.config)
         self.allowed_roots = tuple(Path(p) for p in allowed_roots)
-        self._cancel = threading.Event()
+        self._cancels: dict[str, threading.Event] = {}  # the running turns, by session
         self._lock = threading.Lock()
         self._graph: Any = None
         self._index: SessionIndex | None = None
@@ -145,7 +152,7 @@ class Assistant:
             approve=c.approve,
             models=self.models,
             config=c,
-            cancel=self._cancel,
+            cancel=self._cancels[session],
             allowed_roots=self.allowed_roots,
             llm=self._language_model,
             memory=self.memory,
@@ -242,9 +249,12 @@ class Assistant:
 
     def _drive(self, session: str, graph_input: Any, planner: Planner) -> Iterator[Event]:
         graph, index = self._open()
-        self._cancel.clear()
-        context = self._context(session, planner)
+        with self._lock:
+            if session in self._cancels:
+                raise SessionBusy(session)
+            self._cancels[session] = threading.Event()
         try:
+            context = self._context(session, planner)
             for mode, chunk in graph.stream(
                 graph_input,
                 self._run_config(session),
@@ -261,6 +271,9 @@ class Assistant:
         except BaseException:
             index.set_status(session, "failed")
             raise
+        finally:
+            with self._lock:
+                self._cancels.pop(session, None)
         result = self._result(session)
         index.set_status(session, result.status)
         self._remember(session, result)
@@ -301,9 +314,22 @@ class Assistant:
             plan=values.get("plan"),
         )
 
-    def cancel(self) -> None:
-        """Stop the running turn: running steps are told to stop, pending ones are skipped."""
-        self._cancel.set()
+    def cancel(self, session: str | None = None) -> bool:
+        """Stop a running turn (``session``), or every running turn when no session is named:
+        running steps are told to stop, pending ones are skipped. Returns whether one was running.
+        """
+        with self._lock:
+            events = [self._cancels[session]] if session in self._cancels else []
+            if session is None:
+                events = list(self._cancels.values())
+        for event in events:
+            event.set()
+        return bool(events)
+
+    def running(self) -> list[str]:
+        """The sessions with a turn running now."""
+        with self._lock:
+            return list(self._cancels)
 
     # --- async twins -------------------------------------------------------------------------
 
@@ -344,10 +370,20 @@ class Assistant:
             raise SessionNotFound(session)
         return export_session(info, self.messages(session), Path(folder))
 
+    def rename(self, session: str, title: str) -> None:
+        """Give a session a new title (shown by ``anymodal sessions list`` and the TUI)."""
+        if not title.strip():
+            raise ValueError("a session title cannot be empty")
+        if self.sessions.get(session) is None:
+            raise SessionNotFound(session)
+        self.sessions.rename(session, title)
+
     def delete(self, session: str) -> None:
         graph, index = self._open()
         if index.get(session) is None:
             raise SessionNotFound(session)
+        if session in self.running():
+            raise SessionBusy(session)
         graph.checkpointer.delete_thread(session)
         index.delete(session)
         shutil.rmtree(paths.session_dir(session), ignore_errors=True)

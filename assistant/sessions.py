@@ -89,6 +89,11 @@ class SessionIndex:
         ).fetchall()
         return [SessionInfo(*r) for r in rows]
 
+    def rename(self, session: str, title: str) -> None:
+        self.conn.execute(
+            "UPDATE anymodal_sessions SET title = ? WHERE id = ?", (title.strip()[:80], session)
+        )
+
     def delete(self, session: str) -> None:
         self.conn.execute("DELETE FROM anymodal_sessions WHERE id = ?", (session,))
 

@@ -272,3 +272,56 @@ def test_progress_from_a_tool_thread_reaches_the_stream(tmp_path):
     check_event_order(events, plan)
     progress = [e for e in events if isinstance(e, StepProgress)]
     assert [(e.step, e.fraction, e.message) for e in progress] == [("s1", 0.5, "writing p")]
+
+
+def test_cancel_names_one_session_and_leaves_the_others_running(tmp_path):
+    import threading
+    import time
+
+    from assistant.api import SessionBusy
+
+    a = plugin_assistant(max_replans=0)
+
+    def gate_plan(name: str) -> dict:
+        args = {"marker": str(tmp_path / name), "release": str(tmp_path / f"{name}.go")}
+        return {"steps": [{"id": "s1", "tool": "gate", "args": args}]}
+
+    results: dict[str, object] = {}
+    threads = [
+        threading.Thread(
+            target=lambda n=n: results.__setitem__(n, a.run("x", session=n, plan=gate_plan(n)))
+        )
+        for n in ("one", "two")
+    ]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 30
+    while not ((tmp_path / "one").exists() and (tmp_path / "two").exists()):
+        assert time.monotonic() < deadline, "the gates never started"
+        time.sleep(0.05)
+    assert sorted(a.running()) == ["one", "two"]
+    with pytest.raises(SessionBusy, match="already running"):
+        a.run("again", session="one", plan=gate_plan("one"))
+    with pytest.raises(SessionBusy):
+        a.delete("one")
+
+    assert a.cancel("one") is True
+    (tmp_path / "two.go").touch()
+    for t in threads:
+        t.join(30)
+    assert results["one"].steps["s1"]["error"] == "cancelled"  # type: ignore[attr-defined]
+    assert results["two"].ok  # type: ignore[attr-defined]
+    assert a.running() == [] and a.cancel("one") is False
+
+
+def test_rename_a_session():
+    from assistant.api import SessionNotFound
+
+    a = plugin_assistant()
+    session = a.run("first title", plan={"steps": [{"id": "s1", "tool": "noop"}]}).session
+    a.rename(session, "  holiday photos  ")
+    assert a.sessions.get(session).title == "holiday photos"
+    with pytest.raises(ValueError, match="empty"):
+        a.rename(session, "  ")
+    with pytest.raises(SessionNotFound):
+        a.rename("nope", "x")
