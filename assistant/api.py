@@ -314,6 +314,18 @@ class Assistant:
             plan=values.get("plan"),
         )
 
+    def use_model(self, name: str) -> str:
+        """Plan (and write text) with the model ``name`` from the next turn on; see
+        ``assistant.planner_models.use_model``. Returns what is in use, in words."""
+        from assistant.planner_models import use_model
+
+        if self.planner is not None:
+            raise ValueError("this Assistant was given a planner object; it cannot switch models")
+        described = use_model(self.config, self.models, name)
+        with self._lock:
+            self._text_backend = None
+        return described
+
     def cancel(self, session: str | None = None) -> bool:
         """Stop a running turn (``session``), or every running turn when no session is named:
         running steps are told to stop, pending ones are skipped. Returns whether one was running.

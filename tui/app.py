@@ -26,9 +26,10 @@ from tui import commands
 from tui.artifacts import ArtifactAction
 from tui.chat import AssistantMessage, AttachmentChips, Chip, UserMessage
 from tui.composer import Composer
-from tui.files import artifact_action, files_named_in, split_words
+from tui.files import artifact_action, files_named_in
+from tui.pickers import FilePickerScreen, SessionDeleted, SessionsScreen
 from tui.plan import PlanPanel
-from tui.screens import ApprovalScreen, PathScreen, SessionsScreen
+from tui.screens import ApprovalScreen
 from tui.turn import Turn
 
 PROGRESS_EVERY = 0.1
@@ -284,11 +285,11 @@ class AnymodalApp(App[int]):
         self.notify("cancelled", severity="warning")
 
     def action_attach(self) -> None:
-        def chosen(line: str | None) -> None:
-            if line:
-                self.run_worker(self.attach_paths(split_words(line)), group="attach")
+        def chosen(paths: list[Path] | None) -> None:
+            if paths:
+                self.run_worker(self.attach_paths(map(str, paths)), group="attach")
 
-        self.push_screen(PathScreen("Attach files", "paths, separated by spaces"), chosen)
+        self.push_screen(FilePickerScreen(), chosen)
 
     def action_sessions(self) -> None:
         if self.running:
@@ -299,8 +300,7 @@ class AnymodalApp(App[int]):
             if session:
                 self.run_worker(self.open_session(session), group="sessions")
 
-        sessions = self.assistant.list_sessions()
-        self.push_screen(SessionsScreen(sessions, self.session), chosen)
+        self.push_screen(SessionsScreen(self.assistant, self.session), chosen)
 
     async def action_quit(self) -> None:
         if self.running:
@@ -350,14 +350,21 @@ class AnymodalApp(App[int]):
                 await view.add_artifacts(arts, self.assistant.config)
         self.transcript.scroll_end(animate=False)
 
+    @on(SessionDeleted)
+    async def _session_deleted(self, message: SessionDeleted) -> None:
+        if message.session == self.session:  # its transcript shows what no longer exists
+            await self.new_session()
+
     @work(thread=True, group="export", exit_on_error=False)
-    def export_session(self, folder: Path) -> None:
-        """Write the session into ``folder`` (a thread: artifacts may be large files)."""
-        if self.session is None:
+    def export_session(self, folder: Path, session: str | None = None) -> None:
+        """Write ``session`` (this one by default) into ``folder`` (a thread: artifacts may
+        be large files)."""
+        session = session or self.session
+        if session is None:
             self._ui(self.notify, "nothing to export yet", severity="warning")
             return
         try:
-            written = self.assistant.export(self.session, folder)
+            written = self.assistant.export(session, folder)
         except (OSError, KeyError) as exc:
             self._ui(self.notify, f"export failed: {exc}", severity="error")
             return

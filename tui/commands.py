@@ -6,6 +6,7 @@ arguments. ``binding`` names the key binding (by id) that does the same, so /hel
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -89,6 +90,27 @@ async def _export(app: AnymodalApp, args: list[str]) -> None:
 @command("/clear", "clear the screen (the session keeps its history)", idle_only=True)
 async def _clear(app: AnymodalApp, args: list[str]) -> None:
     await app.clear_transcript()
+
+
+@command("/model [NAME]", "show the planning models, or plan with NAME from the next message")
+async def _model(app: AnymodalApp, args: list[str]) -> None:
+    from assistant.planner_models import current, planner_models
+
+    assistant = app.assistant
+    if args:
+        try:
+            app.notify(assistant.use_model(" ".join(args)))
+        except ValueError as exc:
+            app.notify(str(exc), severity="error")
+        return
+    backend, model = current(assistant.config)
+    lines = [f"In use: **{model}** ({backend}).", "", "| model | runs on | installed |"]
+    lines.append("|---|---|---|")
+    for m in await asyncio.to_thread(planner_models, assistant.config, assistant.models):
+        mark = " (in use)" if m.in_use else ""
+        lines.append(f"| `{m.name}`{mark} | {m.backend} | {'yes' if m.installed else 'no'} |")
+    lines += ["", "`/model NAME` switches; `/model openai:MODEL` uses the OpenAI endpoint."]
+    app.push_screen(TextScreen("Planning models", "\n".join(lines), id="models"))
 
 
 @command("/tools", "list the tools the planner can use")

@@ -1,18 +1,15 @@
-"""Modal screens: approving steps, picking a session, asking for a path, reading help."""
+"""Modal screens: approving steps, yes or no, one line of input, reading help."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Markdown, OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets import Button, Input, Label, Markdown, Static
 
 
 class ApprovalScreen(ModalScreen[bool]):
@@ -49,48 +46,50 @@ class ApprovalScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class SessionsScreen(ModalScreen[str | None]):
-    """Earlier sessions, newest first; Enter opens one, Esc goes back."""
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question; y or the Yes button says yes, n or Esc says no."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes", show=False),
+        Binding("n,escape", "answer(False)", "No", show=False),
+    ]
 
-    def __init__(self, sessions: list[Any], current: str | None = None) -> None:
+    def __init__(self, question: str) -> None:
         super().__init__(classes="dialog-screen")
-        self.sessions = sessions
-        self.current = current
+        self.question = question
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="sessions"):
-            yield Label("Sessions (Enter opens, Esc goes back)", classes="dialog-title")
-            if not self.sessions:
-                yield Static("no sessions yet: they start with your first message")
-            options = []
-            for s in self.sessions:
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
-                mark = "* " if s.id == self.current else "  "
-                title = s.title or "(untitled)"
-                text = f"{mark}{when}  {title[:60]}  [{s.status}, {s.turns} turn(s)]"
-                options.append(Option(Content(text), id=s.id))  # plain text, not markup
-            yield OptionList(*options, id="session-list")
+        with Vertical(classes="dialog", id="confirm"):
+            yield Static(self.question, markup=False, classes="dialog-title")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Yes (y)", id="yes", variant="error")
+                yield Button("No (n)", id="no")
 
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
 
 
 class PathScreen(ModalScreen[str | None]):
-    """One line of input (paths to attach); Enter gives it, Esc gives None."""
+    """One line of input (a path, a title); Enter gives it, Esc gives None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Back")]
 
-    def __init__(self, title: str, placeholder: str = "") -> None:
+    def __init__(self, title: str, placeholder: str = "", *, value: str = "") -> None:
         super().__init__(classes="dialog-screen")
         self.title_text = title
         self.placeholder = placeholder
+        self.value = value
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="path-dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Input(placeholder=self.placeholder, id="path-input")
+            yield Input(self.value, placeholder=self.placeholder, id="path-input")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)

@@ -8,25 +8,23 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
 from textual.widgets import Input, Label, Static
 
 from assistant import Assistant
 from assistant.config import Config
-from assistant.planners.base import NoPlanner
 from assistant.planners.llm import LLMPlanner
 from tests.assistant.test_planner_llm import ScriptedChat
 from tests.conftest import make_png, plugin_assistant
-from tools import Modality, Registry, Tool, ToolContext, ToolResult
+from tests.tui.pilot import SIZE, finished, make_assistant, notes, one_step, send, until
 from tui.app import AnymodalApp
 from tui.artifacts import ArtifactAction
 from tui.chat import AssistantMessage, UserMessage
 from tui.commands import key_table
 from tui.composer import Composer
 from tui.files import files_named_in
-from tui.screens import ApprovalScreen, SessionsScreen, TextScreen
+from tui.pickers import SessionsScreen
+from tui.screens import ApprovalScreen, TextScreen
 
-SIZE = (120, 40)
 pytestmark = pytest.mark.anyio
 
 
@@ -35,95 +33,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class SlowArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    seconds: float = 30.0
-
-
-class Slow(Tool):
-    """Sleeps in small steps checking for cancellation, reporting progress now and then
-    (as a model run does: a report per denoising step, not per millisecond)."""
-
-    name = "slow"
-    description = "Wait a while (a stand-in for a long model run)."
-    inputs = SlowArgs
-
-    def run(self, args: SlowArgs, ctx: ToolContext) -> ToolResult:
-        start = reported = time.monotonic()
-        ctx.report(0.01, "starting")
-        while (spent := time.monotonic() - start) < args.seconds:
-            ctx.check_cancelled()
-            if time.monotonic() - reported > 0.25:
-                ctx.report(spent / args.seconds, f"{spent:.1f}s")
-                reported = time.monotonic()
-            time.sleep(0.01)
-        return ToolResult(summary="waited")
-
-
-class StampArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: str
-
-
-class Stamp(Tool):
-    """Writes a text artifact, but only once the user has approved it."""
-
-    name = "stamp"
-    description = "Write a text file (asks first)."
-    inputs = StampArgs
-    outputs = (Modality.TEXT,)
-    needs_approval = True
-
-    def run(self, args: StampArgs, ctx: ToolContext) -> ToolResult:
-        art = ctx.store.add_text(args.text, name="stamp.txt")
-        return ToolResult(artifacts=[art], summary="stamped")
-
-
-def _assistant(**overrides: Any) -> Assistant:
-    """The built-in tools, the test plugins, Slow and Stamp; no planner model (a message
-    without a scripted plan gets the 'no planner' reply at once)."""
-    registry = Registry.discover(["tests.plugin_tools"])
-    registry.add(Slow())
-    registry.add(Stamp())
-    overrides.setdefault("planner", NoPlanner("no planner model in this test"))
-    return Assistant(registry=registry, **overrides)
-
-
-def _step(tool: str, **args: Any) -> dict[str, Any]:
-    return {"steps": [{"id": "s1", "tool": tool, "args": args}]}
-
-
-async def _until(pilot: Any, check: Any, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {check.__doc__ or check}")
-        await pilot.pause(0.02)
-
-
-async def _send(pilot: Any, text: str) -> None:
-    app = pilot.app
-    app.composer.load_text(text)
-    await pilot.press("enter")
-
-
-async def _finished(pilot: Any) -> None:
-    app = pilot.app
-    await _until(pilot, lambda: not app.running)
-    await app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-def _notes(app: AnymodalApp) -> list[str]:
-    return [n.message for n in app._notifications]
-
-
 async def test_a_message_with_a_typed_path_runs_and_shows_plan_and_image(tmp_path):
     png = make_png(tmp_path / "cat.png", (64, 48), (200, 30, 30))
-    app = AnymodalApp(_assistant(), plans=[_step("resize_image", image="$a1", width=32)])
+    app = AnymodalApp(make_assistant(), plans=[one_step("resize_image", image="$a1", width=32)])
     async with app.run_test(size=SIZE) as pilot:
-        await _send(pilot, f"shrink {png} to 32 wide")
-        await _finished(pilot)
+        await send(pilot, f"shrink {png} to 32 wide")
+        await finished(pilot)
         user = app.query(UserMessage).last()
         assert user.attachments == ["cat.png"]
         rows = app.plan_panel.rows()
@@ -151,11 +66,11 @@ def test_only_whole_words_naming_existing_files_are_attached(tmp_path, monkeypat
 
 async def test_tokens_stream_into_the_reply_and_text_artifacts_show():
     chat = ScriptedChat(["Once upon a time a fox.", "The fox story is ready."])
-    plan = _step("write_text", instruction="write a story about a fox")
+    plan = one_step("write_text", instruction="write a story about a fox")
     app = AnymodalApp(Assistant(planner=LLMPlanner(chat)), plans=[plan])
     async with app.run_test(size=SIZE) as pilot:
-        await _send(pilot, "a fox story")
-        await _finished(pilot)
+        await send(pilot, "a fox story")
+        await finished(pilot)
         view = app.query(AssistantMessage).last()
         assert view.streamed.startswith("The fox story is ready. ")  # the responder's words
         assert view.reply.source == view.streamed
@@ -167,19 +82,19 @@ async def test_tokens_stream_into_the_reply_and_text_artifacts_show():
 
 async def test_escape_cancels_a_slow_tool_and_puts_the_text_back(tmp_path):
     png = make_png(tmp_path / "p.png", (16, 16), (0, 0, 0))
-    app = AnymodalApp(_assistant(), plans=[_step("slow", seconds=60)])
+    app = AnymodalApp(make_assistant(), plans=[one_step("slow", seconds=60)])
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+o")  # the attach binding asks for paths
         app.screen.query_one(Input).value = str(png)
         await pilot.press("enter")
-        await _until(pilot, lambda: len(app.chips.items) == 1)
-        await _send(pilot, "take your time")
+        await until(pilot, lambda: len(app.chips.items) == 1)
+        await send(pilot, "take your time")
         row = await _running_row(pilot, app)
         assert row.fraction > 0  # progress reached the bar
         started = time.monotonic()
         await pilot.press("escape")
         assert app.composer.text == "take your time"
-        await _finished(pilot)
+        await finished(pilot)
         assert time.monotonic() - started < 10
         assert row.status == "cancelled"
         assert [p.name for p in app.chips.items] == ["p.png"]  # attachments back too
@@ -191,19 +106,19 @@ async def _running_row(pilot: Any, app: AnymodalApp) -> Any:
         row = app.plan_panel.row("s1")
         return row is not None and row.status == "running" and row.fraction > 0
 
-    await _until(pilot, running)
+    await until(pilot, running)
     return app.plan_panel.row("s1")
 
 
 @pytest.mark.parametrize("answer", ["approve", "refuse"])
 async def test_approval_dialog_approves_or_refuses(answer):
-    app = AnymodalApp(_assistant(), plans=[_step("stamp", text="signed")])
+    app = AnymodalApp(make_assistant(), plans=[one_step("stamp", text="signed")])
     async with app.run_test(size=SIZE) as pilot:
-        await _send(pilot, "stamp it")
-        await _until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await send(pilot, "stamp it")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
         assert "stamp" in str(app.screen.steps)
         await pilot.click(f"#{answer}")
-        await _finished(pilot)
+        await finished(pilot)
         view = app.query(AssistantMessage).last()
         if answer == "approve":
             assert app.plan_panel.rows()["s1"].status == "done"
@@ -216,82 +131,82 @@ async def test_approval_dialog_approves_or_refuses(answer):
 
 
 async def test_slash_commands(tmp_path, images):
-    plan = _step("resize_image", image="$a1", width=20)
-    app = AnymodalApp(_assistant(), plans=[plan])
+    plan = one_step("resize_image", image="$a1", width=20)
+    app = AnymodalApp(make_assistant(), plans=[plan])
     async with app.run_test(size=SIZE) as pilot:
-        await _send(pilot, "/help")
+        await send(pilot, "/help")
         assert isinstance(app.screen, TextScreen) and app.screen.id == "help"
         assert "| `cancel` | escape |" in app.screen.markdown
         assert "`/export [DIR]`" in app.screen.markdown
         await pilot.press("escape")
-        await _send(pilot, "/tools")
+        await send(pilot, "/tools")
         assert app.screen.id == "tools" and "**resize_image**" in app.screen.markdown
         await pilot.press("escape")
 
-        await _send(pilot, f"/attach {images[0]} {tmp_path / 'nope.png'}")
+        await send(pilot, f"/attach {images[0]} {tmp_path / 'nope.png'}")
         assert [p.name for p in app.chips.items] == ["a.png"]
-        assert any("not a file" in n for n in _notes(app))
-        await _send(pilot, "/attach " + str(images[1]))
+        assert any("not a file" in n for n in notes(app))
+        await send(pilot, "/attach " + str(images[1]))
         await pilot.click(".chip-remove")  # the first chip's x
-        await _until(pilot, lambda: [p.name for p in app.chips.items] == ["b.jpg"])
-        await _send(pilot, "make it small")
-        await _finished(pilot)
+        await until(pilot, lambda: [p.name for p in app.chips.items] == ["b.jpg"])
+        await send(pilot, "make it small")
+        await finished(pilot)
         first = app.session
         assert app.query(AssistantMessage).last().artifacts[0].metadata["width"] == 20
 
-        await _send(pilot, f"/export {tmp_path / 'out'}")
+        await send(pilot, f"/export {tmp_path / 'out'}")
         await app.workers.wait_for_complete()
         exported = {p.suffix for p in (tmp_path / "out").iterdir()}
         assert {".md", ".json"} <= exported and (tmp_path / "out" / "artifacts").is_dir()
 
-        await _send(pilot, "/clear")
+        await send(pilot, "/clear")
         assert not app.query(UserMessage) and app.session == first
-        await _send(pilot, "/new")
+        await send(pilot, "/new")
         assert app.session is None and not app.query(AssistantMessage)
-        await _send(pilot, "/nonsense")
-        assert app.composer.text == "/nonsense" and "unknown command /nonsense" in _notes(app)[-1]
+        await send(pilot, "/nonsense")
+        assert app.composer.text == "/nonsense" and "unknown command /nonsense" in notes(app)[-1]
 
         app.composer.clear()
-        await _send(pilot, "/sessions")
+        await send(pilot, "/sessions")
         assert isinstance(app.screen, SessionsScreen)
         await pilot.press("enter")  # the newest, the only one
-        await _until(pilot, lambda: app.session == first and bool(app.query(UserMessage)))
+        await until(pilot, lambda: app.session == first and bool(app.query(UserMessage)))
         assert app.query_one(UserMessage).text == "make it small"
         (reply,) = app.query(AssistantMessage)
         assert "20x" in reply.reply.source and reply.artifacts[0].metadata["width"] == 20
-        await _send(pilot, "/quit")
+        await send(pilot, "/quit")
     assert app.return_code == 0
 
 
 async def test_palette_runs_commands_from_the_same_registry():
-    app = AnymodalApp(_assistant())
+    app = AnymodalApp(make_assistant())
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p")
         await pilot.press(*"tools")
         await pilot.pause(0.3)
         await pilot.press("enter")
-        await _until(pilot, lambda: app.screen.id == "tools")
+        await until(pilot, lambda: app.screen.id == "tools")
 
 
 async def test_a_remapped_key_works_and_the_old_one_does_not():
     config = Config(tui={"keys": {"cancel": "ctrl+g"}})
-    app = AnymodalApp(_assistant(config=config), plans=[_step("slow", seconds=60)])
+    app = AnymodalApp(make_assistant(config=config), plans=[one_step("slow", seconds=60)])
     async with app.run_test(size=SIZE) as pilot:
-        await _send(pilot, "wait")
+        await send(pilot, "wait")
         row = await _running_row(pilot, app)
         await pilot.press("escape")
         elapsed = row.query_one(".step-time", Label)
-        await _until(pilot, lambda: float(str(elapsed.content).rstrip("s")) >= 0.5)
+        await until(pilot, lambda: float(str(elapsed.content).rstrip("s")) >= 0.5)
         assert app.running and row.status == "running" and app.composer.text == ""
         await pilot.press("ctrl+g")
-        await _finished(pilot)
+        await finished(pilot)
         assert row.status == "cancelled" and app.composer.text == "wait"
         assert ("cancel", "ctrl+g", "Stop") in key_table(app)
 
 
 async def test_composer_keys_newline_history_and_enter_sends_off():
     reply = {"steps": [], "reply": "noted"}
-    app = AnymodalApp(_assistant(config=Config(tui={"enter_sends": False})), plans=[reply])
+    app = AnymodalApp(make_assistant(config=Config(tui={"enter_sends": False})), plans=[reply])
     async with app.run_test(size=SIZE) as pilot:
         composer = app.query_one(Composer)
         await pilot.press("h", "i", "enter", "t", "h", "e", "r", "e", "ctrl+j", "x")
@@ -300,7 +215,7 @@ async def test_composer_keys_newline_history_and_enter_sends_off():
         assert composer.text == "hi\nthere\nx\n"
         await pilot.press("backspace")
         await pilot.press("ctrl+enter")
-        await _finished(pilot)
+        await finished(pilot)
         assert composer.text == "" and app.query_one(UserMessage).text == "hi\nthere\nx"
         composer.prompts += ["second"]
         await pilot.press("up")
@@ -312,17 +227,17 @@ async def test_composer_keys_newline_history_and_enter_sends_off():
 
 
 async def test_a_failing_tool_is_a_notification_and_the_app_goes_on():
-    plans = [_step("boom", message="disk on fire"), _step("noop", value=3)]
+    plans = [one_step("boom", message="disk on fire"), one_step("noop", value=3)]
     app = AnymodalApp(plugin_assistant(max_replans=0), plans=plans)
     async with app.run_test(size=SIZE) as pilot:
-        await _send(pilot, "try it")
-        await _finished(pilot)
-        assert "s1 (boom) failed: disk on fire" in _notes(app)
+        await send(pilot, "try it")
+        await finished(pilot)
+        assert "s1 (boom) failed: disk on fire" in notes(app)
         view = app.query(AssistantMessage).last()
         assert "s1 (boom) failed: disk on fire" in view.notes
         assert app.plan_panel.rows()["s1"].status == "failed"
-        await _send(pilot, "again")
-        await _finished(pilot)
+        await send(pilot, "again")
+        await finished(pilot)
         assert app.plan_panel.rows()["s1"].status == "done"
         assert len(app.query(AssistantMessage)) == 2
 
@@ -332,8 +247,8 @@ async def test_a_replan_replaces_the_plan_rows():
     fixed = {"steps": [{"id": "t1", "tool": "noop", "args": {"value": 1}}]}
     app = AnymodalApp(plugin_assistant(), plans=[[failing, fixed]])  # two attempts, one turn
     async with app.run_test(size=SIZE) as pilot:
-        await _send(pilot, "try twice")
-        await _finished(pilot)
+        await send(pilot, "try twice")
+        await finished(pilot)
         assert list(app.plan_panel.rows()) == ["t1"] and app.plan_panel.attempt == 2
         assert app.plan_panel.border_title == "plan (attempt 2)"
         assert app.plan_panel.rows()["t1"].status == "done"
@@ -341,22 +256,22 @@ async def test_a_replan_replaces_the_plan_rows():
 
 
 async def test_a_missing_plan_file_is_an_error_line_and_the_text_comes_back(tmp_path):
-    app = AnymodalApp(_assistant())
+    app = AnymodalApp(make_assistant())
     async with app.run_test(size=SIZE) as pilot:
-        await _send(pilot, f"/plan {tmp_path / 'none.json'}")
-        await _finished(pilot)
+        await send(pilot, f"/plan {tmp_path / 'none.json'}")
+        await finished(pilot)
         assert "cannot read plan file" in app.query(AssistantMessage).last().notes[0]
         assert app.is_running
 
 
 async def test_artifact_actions_attach_copy_and_save(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    app = AnymodalApp(_assistant(), plans=[_step("stamp", text="hello")])
+    app = AnymodalApp(make_assistant(), plans=[one_step("stamp", text="hello")])
     async with app.run_test(size=SIZE) as pilot:
-        await _send(pilot, "stamp")
-        await _until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await send(pilot, "stamp")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
         await pilot.press("y")
-        await _finished(pilot)
+        await finished(pilot)
         view = app.query(AssistantMessage).last()
         (art,) = view.artifacts
         widget = view.query_one(".artifacts").children[0]
@@ -367,13 +282,13 @@ async def test_artifact_actions_attach_copy_and_save(tmp_path, monkeypatch):
         assert app.clipboard == art.path
         assert (tmp_path / "stamp.txt").read_text() == "hello"
         assert (tmp_path / "stamp-1.txt").read_text() == "hello"  # never over a file
-        assert f"saved {tmp_path / 'stamp.txt'}" in _notes(app)
+        assert f"saved {tmp_path / 'stamp.txt'}" in notes(app)
 
 
 async def test_a_key_press_is_handled_within_100_ms_while_a_slow_tool_runs():
-    app = AnymodalApp(_assistant(), plans=[_step("slow", seconds=60)])
+    app = AnymodalApp(make_assistant(), plans=[one_step("slow", seconds=60)])
     async with app.run_test(size=SIZE) as pilot:
-        await _send(pilot, "wait")
+        await send(pilot, "wait")
         await _running_row(pilot, app)
         times = []
         for key in "abc":  # up to three tries: a busy CI machine may stall one
@@ -385,12 +300,12 @@ async def test_a_key_press_is_handled_within_100_ms_while_a_slow_tool_runs():
                 break
         assert min(times) < 0.1, times
         await pilot.press("escape")
-        await _finished(pilot)
+        await finished(pilot)
 
 
 async def test_the_app_opens_on_a_given_session(images):
-    a = _assistant()
-    result = a.run("shrink", [images[0]], plan=_step("resize_image", image="$a1", width=10))
+    a = make_assistant()
+    result = a.run("shrink", [images[0]], plan=one_step("resize_image", image="$a1", width=10))
     app = AnymodalApp(a, session=result.session)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
@@ -401,15 +316,15 @@ async def test_the_app_opens_on_a_given_session(images):
 
 
 async def test_an_unknown_session_at_start_is_a_notification_and_a_new_session():
-    app = AnymodalApp(_assistant(), session="no-such-session")
+    app = AnymodalApp(make_assistant(), session="no-such-session")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert app.session is None and app.sub_title == "new session"
-        assert any("no-such-session" in n for n in _notes(app))
+        assert any("no-such-session" in n for n in notes(app))
 
 
 async def test_the_plan_panel_says_the_planner_is_at_work_until_the_plan_comes():
-    app = AnymodalApp(_assistant())
+    app = AnymodalApp(make_assistant())
     async with app.run_test(size=SIZE) as pilot:
         panel = app.plan_panel
         await panel.planning()
