@@ -24,7 +24,13 @@ from assistant.events import ApprovalRequired, Event, Final, StepProgress
 from tools.artifact import Artifact
 from tui import commands
 from tui.artifacts import ArtifactAction
-from tui.chat import AssistantMessage, AttachmentChips, Chip, UserMessage
+from tui.chat import (
+    AssistantMessage,
+    AttachmentChips,
+    Chip,
+    UserMessage,
+    without_artifact_list,
+)
 from tui.composer import Composer
 from tui.files import artifact_action, files_named_in
 from tui.pickers import FilePickerScreen, SessionDeleted, SessionsScreen
@@ -345,7 +351,7 @@ class AnymodalApp(App[int]):
             if m.get("role") == "user":
                 await self.transcript.mount(UserMessage(m.get("content") or "", arts))
             else:
-                view = AssistantMessage(m.get("content") or "")
+                view = AssistantMessage(without_artifact_list(m.get("content") or "", arts))
                 await self.transcript.mount(view)
                 await view.add_artifacts(arts, self.assistant.config)
         self.transcript.scroll_end(animate=False)

@@ -26,11 +26,12 @@ from textual_image._terminal import get_cell_size
 
 from tools.artifact import Artifact, Modality
 from tui import media
+from tui.files import shown_path
 
 T = TypeVar("T")
 Action = Literal["open", "save", "copy", "attach"]
 ACTIONS: tuple[Action, ...] = ("open", "save", "copy", "attach")
-MAX_IMAGE_ROWS = 40
+MAX_IMAGE_ROWS = 20
 """Tallest an inline image gets, in terminal rows."""
 PLAY_FPS = 4.0
 """Frames a second when a video widget plays its frames."""
@@ -285,7 +286,7 @@ class AudioArtifact(Playable):
             self.mount(self.play_button())
         else:
             why = "no audio output here" if self.device is None else "too long to play inline"
-            note = Text(f"saved to {self.art.path} ({why}; o opens it)")
+            note = Text(f"saved to {shown_path(self.art.path)} ({why}; o opens it)")
             self.mount(Static(note, classes="artifact-note artifact-saved"))
 
     def action_toggle_play(self) -> None:

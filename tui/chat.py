@@ -114,14 +114,33 @@ class AssistantMessage(Vertical):
         await self.query_one(".notes", Vertical).mount(Static(text, classes=classes, markup=False))
 
     async def finish(self, text: str | None = None) -> None:
-        """End the reply: stop the stream, or show ``text`` when no token came."""
+        """End the reply: stop the stream, or show ``text`` when no token came; without the
+        list of artifact paths when the artifacts show below."""
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
-        if text is not None and not self.streamed.strip():
-            await self.reply.update(text)
+        shown = self.streamed if self.streamed.strip() else text
+        if shown is not None:
+            trimmed = without_artifact_list(shown, self.artifacts)
+            if trimmed != self.streamed:
+                await self.reply.update(trimmed)
         await self.query_one(".drafts", Vertical).remove_children()
         self._drafts.clear()
+
+
+def without_artifact_list(text: str, shown: list[Artifact]) -> str:
+    """``text`` without its closing "Artifacts:" list of paths (prompts/facts.md.j2) when
+    every artifact listed there is among ``shown``: the list is for plain-text callers, and
+    the app shows the artifacts themselves below the reply."""
+    lines = text.rstrip().split("\n")
+    heads = [i for i, line in enumerate(lines) if line.strip() == "Artifacts:"]
+    if not heads:
+        return text
+    listed = lines[heads[-1] + 1 :]
+    ends = tuple(f": {a.path}" for a in shown)
+    if not listed or not all(line.startswith("- ") and line.endswith(ends) for line in listed):
+        return text
+    return "\n".join(lines[: heads[-1]]).rstrip()
 
 
 class Chip(Horizontal):

@@ -83,6 +83,15 @@ def files_named_in(text: str) -> list[Path]:
     return found
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` for reading on screen: the home folder written as ``~``."""
+    path = Path(path)
+    try:
+        return str(Path("~") / path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
 def split_words(text: str) -> list[str]:
     """Shell-like words (quotes and backslash escapes group); plain words on bad quoting."""
     try:

@@ -116,10 +116,8 @@ class PlanPanel(VerticalScroll):
         self.attempt = attempt
         self.border_title = "plan" if attempt <= 1 else f"plan (attempt {attempt})"
         steps = plan.get("steps") or []
-        if not steps:
-            self.border_title += ": no steps"
         await self.mount_all([StepRow(step) for step in steps])
-        self.add_class("active")
+        self.set_class(bool(steps), "active")  # a plain answer needs no plan beside it
 
     async def clear(self) -> None:
         self.planning_since = None

@@ -50,6 +50,7 @@ async def test_a_message_with_a_typed_path_runs_and_shows_plan_and_image(tmp_pat
         assert Image.open(art.path).size == (32, 24)
         assert len(view.query_one(".artifacts").children) == 1  # the artifact's widget
         assert "32x24" in view.reply.source  # no tokens streamed: the result text shows
+        assert str(art.path) not in view.reply.source  # not listed: it shows below
         assert app.composer.text == "" and app.composer.prompts == [f"shrink {png} to 32 wide"]
 
 
@@ -73,8 +74,11 @@ async def test_tokens_stream_into_the_reply_and_text_artifacts_show():
         await finished(pilot)
         view = app.query(AssistantMessage).last()
         assert view.streamed.startswith("The fox story is ready. ")  # the responder's words
-        assert view.reply.source == view.streamed
         (art,) = view.artifacts
+        listed = f"Artifacts:\n- {art.label()} (text): {art.path}"
+        assert view.streamed.rstrip().endswith(listed)  # the facts every caller gets...
+        # ... which the app leaves out: the artifact shows below
+        assert view.reply.source == view.streamed.rstrip().removesuffix(listed).rstrip()
         assert art.read_text() == "Once upon a time a fox."
         assert not view.query(".draft")  # the step's draft gave way to its artifact
         assert app.plan_panel.rows()["s1"].status == "done"
