@@ -1,14 +1,17 @@
 """The message input: a multi-line ``TextArea`` that sends on a key and remembers prompts.
 
 Sending and new lines are bindings with ids ("send", "newline"), so the app's keymap can move
-them (``Config.tui.keys``; ``enter_sends = false`` moves "send" to Ctrl+Enter). They are
-priority bindings because a ``TextArea`` swallows Enter before ordinary bindings are checked.
+them (``Config.tui.keys``; ``enter_sends = false`` moves "send" to Ctrl+Enter). A ``TextArea``
+swallows Enter before ordinary bindings are checked, and priority bindings would run ahead of
+the keys still queued for the widget (text typed or pasted with its Enter in one go would be
+sent without its last characters), so the composer runs these two itself, in key order.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import TextArea
@@ -18,9 +21,10 @@ class Composer(TextArea):
     """Where the user writes; Up/Down on an empty input walk earlier prompts."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "send", "Send", priority=True, id="send"),
-        Binding("shift+enter,ctrl+j", "newline", "New line", priority=True, id="newline"),
+        Binding("enter", "send", "Send", id="send"),
+        Binding("shift+enter,ctrl+j", "newline", "New line", id="newline"),
     ]
+    OWN_ACTIONS = ("send", "newline")
 
     class Submitted(Message):
         """The user asked to send ``text`` (not yet checked for commands or paths)."""
@@ -48,6 +52,19 @@ class Composer(TextArea):
         """Index into ``prompts`` of the prompt being shown, while walking it."""
 
     # --- sending -----------------------------------------------------------------------------
+
+    async def _on_key(self, event: events.Key) -> None:
+        keymap = getattr(self.app, "_keymap", {})  # what App.set_keymap was given
+        bindings = self._bindings.copy()
+        if keymap:
+            bindings.apply_keymap(keymap)
+        for binding in bindings.key_to_bindings.get(event.key, []):
+            if binding.action in self.OWN_ACTIONS:
+                event.stop()
+                event.prevent_default()
+                await self.run_action(binding.action)
+                return
+        await super()._on_key(event)
 
     def action_send(self) -> None:
         self.post_message(self.Submitted(self, self.text))

@@ -340,3 +340,29 @@ async def test_the_plan_panel_says_the_planner_is_at_work_until_the_plan_comes()
         await panel.planning()
         panel.settle({})  # the run ended without a plan
         assert panel.border_title == "plan: none was made"
+
+
+@pytest.mark.parametrize("enter_sends", [True, False])
+async def test_text_arriving_with_its_send_key_in_one_burst_is_sent_whole_and_once(enter_sends):
+    """As a terminal delivers a paste or tmux send-keys: every key queued before any runs."""
+    from textual import events
+
+    app = AnymodalApp(make_assistant(config=Config(tui={"enter_sends": enter_sends})))
+    sent: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.composer.post_message = _spy(app.composer.post_message, sent)  # type: ignore[method-assign]
+        send_key = "enter" if enter_sends else "ctrl+enter"
+        for key, char in [("h", "h"), ("i", "i"), (send_key, None)]:
+            app.post_message(events.Key(key, char))
+        await until(pilot, lambda: bool(sent))
+        await pilot.pause(0.2)
+        assert sent == ["hi"]
+
+
+def _spy(post: Any, sent: list[str]) -> Any:
+    def spy(message: Any) -> bool:
+        if isinstance(message, Composer.Submitted):
+            sent.append(message.text)
+        return bool(post(message))
+
+    return spy
