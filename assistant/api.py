@@ -208,6 +208,8 @@ class Assistant:
         ``PlanError`` for a plan file that cannot be read.
         """
         session = session or new_session_id()
+        if session in self.running():  # before anything is stored (_drive checks again, atomically)
+            raise SessionBusy(session)
         script = _script(plan)
         atts = self._ingest(session, list(attachments))
         graph, index = self._open()
@@ -253,6 +255,7 @@ class Assistant:
             if session in self._cancels:
                 raise SessionBusy(session)
             self._cancels[session] = threading.Event()
+        waiting = False
         try:
             context = self._context(session, planner)
             for mode, chunk in graph.stream(
@@ -265,15 +268,18 @@ class Assistant:
                 if mode == "custom":
                     yield chunk
                 elif "__interrupt__" in chunk:
-                    index.set_status(session, "waiting")
-                    yield from self._approval_events(session)
-                    return
+                    waiting = True
+                    break
         except BaseException:
             index.set_status(session, "failed")
             raise
-        finally:
+        finally:  # the session is free again before its last events go out
             with self._lock:
                 self._cancels.pop(session, None)
+        if waiting:
+            index.set_status(session, "waiting")
+            yield from self._approval_events(session)
+            return
         result = self._result(session)
         index.set_status(session, result.status)
         self._remember(session, result)
