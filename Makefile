@@ -57,6 +57,7 @@ bench: setup
 	cd benchmarks && ../$(BIN)/python video_describe.py
 	cd benchmarks && ../$(BIN)/python mesh_render.py
 	cd benchmarks && ../$(BIN)/python tui_latency.py
+	cd benchmarks && ../$(BIN)/python server_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

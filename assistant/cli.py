@@ -99,6 +99,17 @@ def _parser() -> argparse.ArgumentParser:
     sd = ses_sub.add_parser("delete", help="delete a session and its artifacts")
     sd.add_argument("id")
 
+    srv = sub.add_parser(
+        "serve",
+        help="the HTTP and WebSocket API for other programs (needs the serve extra)",
+        description="Serve the API on HOST:PORT. Every route but /v1/health needs the bearer "
+        "token: made on first run and kept (owner-only) in the token file, or given with "
+        "--token for this run only.",
+    )
+    srv.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine)")
+    srv.add_argument("--port", type=int, help="TCP port (default 8765; 0 picks a free one)")
+    srv.add_argument("--token", metavar="T", help="use this token (16+ characters), not the file")
+
     from assistant import memory_cli, models_cli
 
     models_cli.register(sub)
@@ -120,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": cmd_models,
         "memory": cmd_memory,
         "config": cmd_config,
+        "serve": cmd_serve,
     }[args.command]
     try:
         return handler(args)
@@ -341,6 +353,55 @@ def cmd_memory(args: argparse.Namespace) -> int:
     from assistant import memory_cli
 
     return memory_cli.run(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the server; print its URL and where the token is (the token itself only when it
+    was just made, so it reaches no log after that)."""
+    import importlib.util
+
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        raise UsageError("the server needs the serve extra: pip install 'anymodal[serve]'")
+    from assistant.server import bind, create_app, make_server
+    from assistant.server.security import check_token_strength, load_or_create_token, token_path
+
+    assistant = _assistant()
+    settings = assistant.config.serve.model_copy(
+        update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    )
+    if args.token is not None:
+        try:
+            check_token_strength(args.token)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        token, where = args.token, "given with --token (not stored)"
+    else:
+        path = token_path(settings.token_file)
+        token, created = load_or_create_token(path)
+        where = f"in {path}"
+        if created:
+            print(f"new token (kept, owner-only, in {path}):\n  {token}")
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"anymodal serving on http://{shown}:{port}/v1  (token {where})", flush=True)
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"warning: listening on {settings.host}, not only this machine: anyone who can "
+            "reach it and has the token can run tools",
+            file=sys.stderr,
+        )
+    app = create_app(assistant, settings, token)
+    try:
+        make_server(app, settings).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn stops cleanly on Ctrl+C, then re-raises it
+        print("stopped", file=sys.stderr)
+    finally:
+        assistant.close()
+    return EXIT_OK
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -77,6 +77,29 @@ class TuiSettings(_Section):
     """How images show inline: the best the terminal supports, a given protocol, or none."""
 
 
+class ServeSettings(_Section):
+    """The HTTP and WebSocket server (``anymodal serve``)."""
+
+    host: str = "127.0.0.1"
+    """Address to listen on; the loopback default keeps the server off the network."""
+    port: int = Field(8765, ge=0, le=65535)
+    """TCP port (0 picks a free one)."""
+    max_upload_mb: float = Field(100.0, gt=0)
+    """Largest request body in MB (uploads, base64 images, WebSocket messages)."""
+    max_running: int = Field(4, ge=1, le=256)
+    """Runs that execute at the same time; more wait in the queue."""
+    max_queued: int = Field(32, ge=0, le=10_000)
+    """Runs that may wait for a free slot; beyond that a new run is refused with 429."""
+    retry_after: int = Field(2, ge=1)
+    """Seconds a refused (429) client is told to wait before trying again."""
+    cancel_on_disconnect: bool = True
+    """Cancel a run when the SSE or WebSocket client that follows it goes away."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (CORS); empty turns CORS off."""
+    token_file: str | None = None
+    """Where the bearer token is kept; default ``server-token`` in the config folder."""
+
+
 class Config(BaseSettings):
     """Everything a user can set. Nested sections use ``__`` in variables:
     ``ANYMODAL_TOOLS__MAX_IMAGE_PIXELS=50000000``."""
@@ -127,6 +150,8 @@ class Config(BaseSettings):
     """The cross-modal memory: what it indexes and with which models."""
     tui: TuiSettings = Field(default_factory=TuiSettings)
     """The terminal UI: key bindings and input behaviour."""
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    """The HTTP and WebSocket server: address, limits, queue, CORS."""
 
     @classmethod
     def settings_customise_sources(
