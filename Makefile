@@ -36,8 +36,8 @@ run: setup
 	$(BIN)/anymodal chat
 
 lint: setup
-	$(BIN)/ruff check assistant tools memory tui prompts tests benchmarks
-	$(BIN)/ruff format --check assistant tools memory tui prompts tests benchmarks
+	$(BIN)/ruff check assistant tools memory tui prompts tests benchmarks examples
+	$(BIN)/ruff format --check assistant tools memory tui prompts tests benchmarks examples
 	$(BIN)/mypy assistant tools memory tui prompts
 
 test: lint
@@ -58,6 +58,7 @@ bench: setup
 	cd benchmarks && ../$(BIN)/python mesh_render.py
 	cd benchmarks && ../$(BIN)/python tui_latency.py
 	cd benchmarks && ../$(BIN)/python server_throughput.py
+	cd benchmarks && ../$(BIN)/python robot_step.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant import paths
 from assistant.config import Config, load_config, model_manager
@@ -26,6 +27,10 @@ from assistant.state import RunContext, artifacts_of
 from tools.artifact import Artifact, ArtifactStore
 from tools.errors import ToolError
 from tools.registry import Registry
+
+if TYPE_CHECKING:
+    from assistant.observation import Observation
+    from assistant.robot import Decision, RobotLoop
 
 Attachment = str | Path | bytes | Artifact | Any
 """A path, raw bytes, an ``Artifact``, a PIL image, or ``(waveform, sample_rate)``."""
@@ -83,6 +88,7 @@ class Assistant:
         self._index: SessionIndex | None = None
         self._text_backend: Any = None
         self._memory: Any = None
+        self._robot: RobotLoop | None = None
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -169,6 +175,15 @@ class Assistant:
     ) -> str:
         """The configured chat model, for text tools: the planner's own when it has one
         (``tools.base.LanguageModel``)."""
+        backend = self._chat_backend()
+        reply = backend.chat(messages, on_token=on_token, schema=schema, max_tokens=max_tokens)
+        return str(reply.text)
+
+    def _chat_backend(self) -> Any:
+        """The chat model behind the planner, else the configured one (``ChatBackend``).
+
+        Raises ``ToolError`` when none can start (no model installed, server unreachable).
+        """
         from assistant.planners.base import configured_planner
 
         backend = getattr(self.planner, "backend", None)
@@ -177,8 +192,20 @@ class Assistant:
                 if self._text_backend is None:
                     self._text_backend = configured_planner(self.config, self.models).backend
             backend = self._text_backend
-        reply = backend.chat(messages, on_token=on_token, schema=schema, max_tokens=max_tokens)
-        return str(reply.text)
+        return backend
+
+    @contextmanager
+    def _claim(self, session: str) -> Iterator[threading.Event]:
+        """Hold ``session`` for one turn (its cancel flag); ``SessionBusy`` if one is running."""
+        with self._lock:
+            if session in self._cancels:
+                raise SessionBusy(session)
+            event = self._cancels[session] = threading.Event()
+        try:
+            yield event
+        finally:
+            with self._lock:
+                self._cancels.pop(session, None)
 
     def _run_config(self, session: str) -> dict[str, Any]:
         return {
@@ -251,31 +278,25 @@ class Assistant:
 
     def _drive(self, session: str, graph_input: Any, planner: Planner) -> Iterator[Event]:
         graph, index = self._open()
-        with self._lock:
-            if session in self._cancels:
-                raise SessionBusy(session)
-            self._cancels[session] = threading.Event()
         waiting = False
-        try:
-            context = self._context(session, planner)
-            for mode, chunk in graph.stream(
-                graph_input,
-                self._run_config(session),
-                context=context,
-                stream_mode=["custom", "updates"],
-                durability=self.config.durability,
-            ):
-                if mode == "custom":
-                    yield chunk
-                elif "__interrupt__" in chunk:
-                    waiting = True
-                    break
-        except BaseException:
-            index.set_status(session, "failed")
-            raise
-        finally:  # the session is free again before its last events go out
-            with self._lock:
-                self._cancels.pop(session, None)
+        with self._claim(session):  # released before the last events go out
+            try:
+                context = self._context(session, planner)
+                for mode, chunk in graph.stream(
+                    graph_input,
+                    self._run_config(session),
+                    context=context,
+                    stream_mode=["custom", "updates"],
+                    durability=self.config.durability,
+                ):
+                    if mode == "custom":
+                        yield chunk
+                    elif "__interrupt__" in chunk:
+                        waiting = True
+                        break
+            except BaseException:
+                index.set_status(session, "failed")
+                raise
         if waiting:
             index.set_status(session, "waiting")
             yield from self._approval_events(session)
@@ -348,6 +369,53 @@ class Assistant:
         """The sessions with a turn running now."""
         with self._lock:
             return list(self._cancels)
+
+    # --- robots ------------------------------------------------------------------------------
+
+    @property
+    def robot(self) -> RobotLoop:
+        """The robot episodes (``new_episode``, ``history``, ``current``) behind ``step``."""
+        from assistant.robot import RobotLoop
+
+        with self._lock:
+            if self._robot is None:
+                self._robot = RobotLoop(self)
+            return self._robot
+
+    def step(
+        self,
+        observation: Mapping[str, Any] | Observation,
+        *,
+        episode: str | None = None,
+        plan: Any = None,
+    ) -> Decision:
+        """Decide a VLA policy's next subtask from one observation: the slow loop of a robot.
+
+        Args:
+            observation: camera images, robot state and the instruction, with LeRobot
+                (``observation.images.<cam>``, ``observation.state``, ``task``), openpi
+                (``observation/image``, ``observation/state``, ``prompt``) or OpenVLA
+                (``image``, ``instruction``) keys; ``outcome`` tells how the last subtask went
+                and ``reset`` starts a new episode (see ``assistant.observation``).
+            episode: the episode (a session id) to continue; by default the current one, or a
+                new one on the first call.
+            plan: a script instead of the model: subtasks (``["pick up the red block", ...]``,
+                each given until the policy reports success) or decisions (dicts), one a call.
+
+        Returns a ``Decision``: subtask, plan, done, reason, the stored frames and timings.
+        Raises ``ValueError`` for an unusable observation, ``SessionBusy`` while the episode
+        is deciding, ``NoDecisionModel`` (no model and no script) and ``DecisionError``.
+        """
+        return self.robot.step(observation, episode=episode, plan=plan)
+
+    async def astep(
+        self,
+        observation: Mapping[str, Any] | Observation,
+        *,
+        episode: str | None = None,
+        plan: Any = None,
+    ) -> Decision:
+        return await asyncio.to_thread(self.step, observation, episode=episode, plan=plan)
 
     # --- async twins -------------------------------------------------------------------------
 

@@ -115,6 +115,20 @@ def _parser() -> argparse.ArgumentParser:
     models_cli.register(sub)
     memory_cli.register(sub)
 
+    mcp = sub.add_parser(
+        "mcp",
+        help="serve the tools to MCP clients over stdio (Model Context Protocol)",
+        description="Serve anymodal's tools over stdio to an MCP client (Claude Desktop, IDE "
+        "agents). Each call runs as a one-step plan; files are passed as absolute paths.",
+    )
+    mcp.add_argument(
+        "--root",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="only files under DIR may be given to tools (repeatable; default: any file)",
+    )
+
     cfg = sub.add_parser("config", help="where config and data live, and the values in force")
     cfg.add_argument("--json", action="store_true")
     return p
@@ -132,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": cmd_memory,
         "config": cmd_config,
         "serve": cmd_serve,
+        "mcp": cmd_mcp,
     }[args.command]
     try:
         return handler(args)
@@ -399,6 +414,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         make_server(app, settings).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn stops cleanly on Ctrl+C, then re-raises it
         print("stopped", file=sys.stderr)
+    finally:
+        assistant.close()
+    return EXIT_OK
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        raise UsageError("anymodal mcp needs the mcp package: pip install 'anymodal[mcp]'")
+    for root in args.root:
+        if not Path(root).expanduser().is_dir():
+            raise UsageError(f"--root {root} is not a folder")
+    import anyio
+
+    from assistant.mcp_server import serve_stdio
+
+    assistant = _assistant()
+    try:
+        anyio.run(lambda: serve_stdio(assistant, roots=[Path(r) for r in args.root]))
     finally:
         assistant.close()
     return EXIT_OK

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from assistant.api import Assistant, AttachmentError, SessionBusy, SessionNotFound
 from assistant.config import ServeSettings
 from assistant.plan import PlanError
-from assistant.server import openai_compat, routes, ws
+from assistant.server import openai_compat, robot_routes, routes, ws
 from assistant.server.context import ServerState, describe_validation
 from assistant.server.runs import QueueFull, RunManager
 from assistant.server.security import (
@@ -130,7 +130,7 @@ def create_app(
         """Liveness, without a token."""
         return {"status": "ok", "version": app.version}
 
-    for router in (routes.router, ws.router, openai_compat.router, *routers):
+    for router in (routes.router, ws.router, openai_compat.router, robot_routes.router, *routers):
         app.include_router(router)
     # The last added is the outermost: CORS (preflights need no token), the token, the size.
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_upload_mb * 2**20))
