@@ -155,3 +155,21 @@ def check_event_order(events: list[Any], plan: dict[str, Any] | None = None) -> 
             assert e.step in started and e.step not in ended, f"{e.step} ended out of order"
             ended.add(e.step)
     assert started == ended, f"steps started but never ended: {started - ended}"
+
+
+@pytest.fixture(scope="module")
+def planner(model_cache):
+    """The configured default planner (the embedded llama.cpp model), loaded once for the
+    module; skips where the llm extra or the model pack is not installed."""
+    pytest.importorskip("xllamacpp", reason="the llm extra is not installed")
+    from assistant.config import Config
+    from assistant.planners.base import configured_planner
+    from tools.models import ModelManager
+
+    config = Config()
+    models = ModelManager(model_cache)
+    try:
+        models.path(config.llama.model)
+    except Exception as exc:  # the pack is installed by `make setup`
+        pytest.skip(f"planner model not installed: {exc}")
+    return configured_planner(config, models)

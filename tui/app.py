@@ -309,9 +309,12 @@ class AnymodalApp(App[int]):
         self.push_screen(SessionsScreen(self.assistant, self.session), chosen)
 
     async def action_quit(self) -> None:
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        """However the app ends, a turn still running stops (its thread would go on)."""
         if self.running:
             self.assistant.cancel()
-        self.exit(0)
 
     # --- what the commands do ----------------------------------------------------------------
 

@@ -12,23 +12,6 @@ from assistant import Assistant
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture(scope="module")
-def planner(model_cache):
-    """The configured default planner, loaded once for the module."""
-    pytest.importorskip("xllamacpp", reason="the llm extra is not installed")
-    from assistant.config import Config
-    from assistant.planners.base import configured_planner
-    from tools.models import ModelManager
-
-    config = Config()
-    models = ModelManager(model_cache)
-    try:
-        models.path(config.llama.model)
-    except Exception as exc:  # the pack is installed by `make setup`
-        pytest.skip(f"planner model not installed: {exc}")
-    return configured_planner(config, models)
-
-
 @pytest.fixture
 def assistant(planner):
     return Assistant(planner=planner)

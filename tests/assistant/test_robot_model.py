@@ -14,23 +14,6 @@ from assistant.decision import DECISION_SCHEMA
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture(scope="module")
-def planner(model_cache):
-    """The configured default planner, loaded once for the module."""
-    pytest.importorskip("xllamacpp", reason="the llm extra is not installed")
-    from assistant.config import Config
-    from assistant.planners.base import configured_planner
-    from tools.models import ModelManager
-
-    config = Config()
-    models = ModelManager(model_cache)
-    try:
-        models.path(config.llama.model)
-    except Exception as exc:  # the pack is installed by `make setup`
-        pytest.skip(f"planner model not installed: {exc}")
-    return configured_planner(config, models)
-
-
 def test_step_decides_from_a_real_photo_and_keeps_the_episode(planner, media):
     a = Assistant(planner=planner)
     photo = np.asarray(Image.open(media / "11135.jpg").convert("RGB"))  # a table full of dishes
