@@ -96,3 +96,16 @@ def store_snapshot(home: Path) -> dict[str, int]:
     if not root.exists():
         return {}
     return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def gate_plan(tmp_path: Path, name: str) -> dict[str, Any]:
+    """A plan held at its first step until ``<name>.go`` appears in ``tmp_path`` (the step
+    writes ``<name>`` when it starts), then a step that logs ``name`` to ``<name>.log``."""
+    gate = {"marker": str(tmp_path / name), "release": str(tmp_path / f"{name}.go")}
+    count = {"label": name, "log": str(tmp_path / f"{name}.log"), "after": "$s1"}
+    return {
+        "steps": [
+            {"id": "s1", "tool": "gate", "args": gate},
+            {"id": "s2", "tool": "count", "args": count},
+        ]
+    }

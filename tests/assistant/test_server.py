@@ -11,7 +11,7 @@ import httpx
 from PIL import Image
 
 from assistant import Assistant
-from tests.assistant.server_harness import read_sse, serving, wait_for
+from tests.assistant.server_harness import gate_plan, read_sse, serving, wait_for
 from tests.conftest import check_event_order, make_png, plugin_assistant
 
 RESIZE_CROP = {
@@ -197,21 +197,10 @@ def test_approval_over_http(tmp_path, monkeypatch):
         assert result["status"] == "failed" and "did not approve" in result["text"]
 
 
-def _gate_plan(tmp_path, name: str) -> dict:
-    args = {"marker": str(tmp_path / name), "release": str(tmp_path / f"{name}.go")}
-    after = {"label": name, "log": str(tmp_path / f"{name}.log"), "after": "$s1"}
-    return {
-        "steps": [
-            {"id": "s1", "tool": "gate", "args": args},
-            {"id": "s2", "tool": "count", "args": after},
-        ]
-    }
-
-
 def test_closing_the_event_stream_cancels_the_run(tmp_path):
     with serving(plugin_assistant(max_replans=0)) as srv, srv.client() as http:
         with http.stream(
-            "POST", "/v1/runs", json={"plan": _gate_plan(tmp_path, "g"), "stream": True}
+            "POST", "/v1/runs", json={"plan": gate_plan(tmp_path, "g"), "stream": True}
         ) as response:
             lines = response.iter_lines()
             run = None
@@ -235,7 +224,7 @@ def test_closing_the_event_stream_cancels_the_run(tmp_path):
 def test_cancel_endpoint_and_keep_running_without_followers(tmp_path):
     a = plugin_assistant(max_replans=0)
     with serving(a, cancel_on_disconnect=False) as srv, srv.client() as http:
-        kept = http.post("/v1/runs", json={"plan": _gate_plan(tmp_path, "k")}).json()
+        kept = http.post("/v1/runs", json={"plan": gate_plan(tmp_path, "k")}).json()
         with http.stream("GET", kept["links"]["events"]) as response:
             for event in read_sse(response.iter_lines()):
                 if event.get("event") == "step_started":
@@ -245,7 +234,7 @@ def test_cancel_endpoint_and_keep_running_without_followers(tmp_path):
         wait_for(lambda: http.get(kept["links"]["self"]).json()["status"] == "ok", "kept")
         assert (tmp_path / "k.log").read_text() == "k\n"
 
-        stopped = http.post("/v1/runs", json={"plan": _gate_plan(tmp_path, "c")}).json()
+        stopped = http.post("/v1/runs", json={"plan": gate_plan(tmp_path, "c")}).json()
         wait_for(lambda: (tmp_path / "c").exists(), "the gate to start")
         cancel = http.post(f"/v1/sessions/{stopped['session']}/cancel")
         assert cancel.json() == {"session": stopped["session"], "cancelled": True}
@@ -256,7 +245,7 @@ def test_cancel_endpoint_and_keep_running_without_followers(tmp_path):
 def test_stopping_the_server_cancels_its_runs(tmp_path):
     a = plugin_assistant(max_replans=0)
     with serving(a) as srv, srv.client() as http:
-        run = http.post("/v1/runs", json={"plan": _gate_plan(tmp_path, "s")}).json()
+        run = http.post("/v1/runs", json={"plan": gate_plan(tmp_path, "s")}).json()
         wait_for(lambda: (tmp_path / "s").exists(), "the gate to start")
     assert a.running() == []
     assert a.sessions.get(run["session"]).status == "failed"

@@ -10,7 +10,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.assistant.server_harness import serving, wait_for
+from tests.assistant.server_harness import gate_plan, serving, wait_for
 from tests.conftest import make_png, plugin_assistant
 
 
@@ -33,17 +33,6 @@ def _until(ws: ClientConnection, kind: str) -> list[dict]:
         assert got[-1]["type"] != "error", got[-1]
 
 
-def _gate(tmp_path, name: str) -> dict:
-    gate = {"marker": str(tmp_path / name), "release": str(tmp_path / f"{name}.go")}
-    count = {"label": name, "log": str(tmp_path / f"{name}.log"), "after": "$s1"}
-    return {
-        "steps": [
-            {"id": "s1", "tool": "gate", "args": gate},
-            {"id": "s2", "tool": "count", "args": count},
-        ]
-    }
-
-
 @pytest.fixture
 def served():
     with serving(plugin_assistant(max_replans=0)) as srv:
@@ -53,13 +42,13 @@ def served():
 def test_chat_turns_stream_events_and_results(served, tmp_path):
     with _ws(served, "?session=ws-chat") as ws:
         assert _recv(ws) == {"type": "session", "session": "ws-chat"}
-        ws.send(json.dumps({"type": "run", "prompt": "first", "plan": _gate(tmp_path, "a")}))
+        ws.send(json.dumps({"type": "run", "prompt": "first", "plan": gate_plan(tmp_path, "a")}))
         head = _recv(ws)
         assert head["type"] == "run" and head["session"] == "ws-chat"
         started = _until(ws, "step_started")
         assert [e["type"] for e in started] == ["plan_ready", "step_started"]
         # While the turn runs, a second one is refused and the connection stays usable.
-        ws.send(json.dumps({"type": "run", "prompt": "too soon", "plan": _gate(tmp_path, "b")}))
+        ws.send(json.dumps({"type": "run", "prompt": "too soon", "plan": gate_plan(tmp_path, "b")}))
         busy = _recv(ws)
         assert busy["type"] == "error" and busy["error"]["status"] == 409
         ws.send("{not json")
@@ -89,7 +78,7 @@ def test_chat_turns_stream_events_and_results(served, tmp_path):
 def test_cancel_message_stops_the_turn(served, tmp_path):
     with _ws(served) as ws:
         session = _recv(ws)["session"]
-        ws.send(json.dumps({"type": "run", "plan": _gate(tmp_path, "c")}))
+        ws.send(json.dumps({"type": "run", "plan": gate_plan(tmp_path, "c")}))
         _until(ws, "step_started")
         ws.send(json.dumps({"type": "cancel"}))
         messages = _until(ws, "final")
@@ -103,7 +92,7 @@ def test_cancel_message_stops_the_turn(served, tmp_path):
 def test_disconnect_cancels_the_running_turn(served, tmp_path):
     with _ws(served) as ws:
         session = _recv(ws)["session"]
-        ws.send(json.dumps({"type": "run", "plan": _gate(tmp_path, "d")}))
+        ws.send(json.dumps({"type": "run", "plan": gate_plan(tmp_path, "d")}))
         _until(ws, "step_started")
     # The client left while s1 waited on its gate: the turn is cancelled, s2 never runs.
     a = served.assistant
