@@ -33,6 +33,7 @@ from assistant.observation import Observation, Outcome, parse_observation, state
 from assistant.sessions import new_session_id
 from tools.artifact import Artifact
 from tools.errors import ToolError
+from tools.llm_retry import ask_with_repair
 
 if TYPE_CHECKING:
     from assistant.api import Assistant
@@ -322,24 +323,28 @@ class RobotLoop:
             {"role": "system", "content": render("robot_system.j2")},
             {"role": "user", "content": content},
         ]
-        problem = ""
-        for _ in range(2):  # one repair: a robot loop cannot wait for more
+
+        def ask(messages: list[dict[str, Any]]) -> str:
             try:
-                said = backend.chat(messages, schema=DECISION_SCHEMA, max_tokens=MAX_TOKENS).text
+                return str(
+                    backend.chat(messages, schema=DECISION_SCHEMA, max_tokens=MAX_TOKENS).text
+                )
             except ToolError as exc:
                 raise DecisionError(f"the model ({name}) failed: {exc}") from None
-            try:
-                return checked(parse_answer(said)), name
-            except ValueError as exc:
-                problem = str(exc)
-            messages = [
-                *messages,
-                {"role": "assistant", "content": said},
-                {"role": "user", "content": render("repair.j2", problem=problem)},
-            ]
-        raise DecisionError(
-            f"the model ({name}) wrote no usable decision in 2 tries; the last problem: {problem}"
-        )
+
+        try:  # one repair: a robot loop cannot wait for more
+            answer, _ = ask_with_repair(
+                ask,
+                messages,
+                lambda said: checked(parse_answer(said)),
+                lambda problem: render("repair.j2", problem=problem),
+                ValueError,
+            )
+        except ValueError as exc:
+            raise DecisionError(
+                f"the model ({name}) wrote no usable decision in 2 tries; the last problem: {exc}"
+            ) from None
+        return answer, name
 
     def _backend(self) -> Any:
         if self.assistant.config.planner == "scripted":
