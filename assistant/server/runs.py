@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from assistant.api import Assistant, AttachmentError, SessionBusy, SessionNotFound
-from assistant.events import Event, Final, RunResult
+from assistant.events import Event, RunResult
 from assistant.plan import PlanError
 from assistant.sessions import new_session_id
 
@@ -245,17 +245,13 @@ class RunManager:
 
         def pump() -> None:
             delivered = False  # the cancel reached the Assistant (its turn had registered)
-            final = None
             try:
+                # The Assistant frees the session before its last events (Final) go out, so
+                # a client that saw the final event may start the next turn at once.
                 for event in job():
-                    if isinstance(event, Final):
-                        final = event  # sent once the generator is done and the session free
-                    else:
-                        push(event_json(event))
+                    push(event_json(event))
                     if run.cancel_requested and not delivered:
                         delivered = assistant.cancel(run.session)
-                if final is not None:
-                    push(event_json(final))
             except Exception as exc:
                 error = _error_of(exc)
                 if error["code"] == "internal":
