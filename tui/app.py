@@ -230,7 +230,7 @@ class AnymodalApp(App[int]):
         try:
             self._ui(fn, *args)
         except RuntimeError:  # the app has gone: stop the run instead of reporting to it
-            self.assistant.cancel()
+            self.assistant.cancel(self.session)
 
     def _show_progress(self) -> None:
         if self.turn is not None:
@@ -238,7 +238,7 @@ class AnymodalApp(App[int]):
 
     async def _on_event(self, turn: Turn, event: Event) -> None:
         if turn.cancelled:
-            self.assistant.cancel()  # a run that began after Esc was pressed stops too
+            self.assistant.cancel(self.session)  # a run that began after Esc was pressed stops too
         if isinstance(event, Final):
             self.session = event.session
             self._show_session()
@@ -284,7 +284,7 @@ class AnymodalApp(App[int]):
         turn = self.turn
         if turn is None or turn.cancelled:
             return
-        self.assistant.cancel()
+        self.assistant.cancel(self.session)
         await turn.cancel()
         self.refresh_bindings()
         await self._restore(turn)
@@ -314,7 +314,7 @@ class AnymodalApp(App[int]):
     def on_unmount(self) -> None:
         """However the app ends, a turn still running stops (its thread would go on)."""
         if self.running:
-            self.assistant.cancel()
+            self.assistant.cancel(self.session)
 
     # --- what the commands do ----------------------------------------------------------------
 
